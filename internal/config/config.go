@@ -1,0 +1,147 @@
+// Package config loads the service's settings from the environment into one typed struct,
+// validated at start: a bad value stops the process with a message naming the variable.
+package config
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds every setting of the API and the worker. The names of the environment variables
+// are part of the service contract (CONTRACT.md); the extra ones are documented in the README.
+type Config struct {
+	// Env is "development" (the default) or "production" (APP_ENV).
+	Env string
+
+	HTTPAddr    string
+	DatabaseURL string
+
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalTaskQueue string
+	TemporalAPIKey    string
+	TemporalTLSCert   string
+	TemporalTLSKey    string
+
+	ResendAPIKey      string
+	ResendBaseURL     string
+	EmailFrom         string
+	PublicBaseURL     string
+	AcceptURLTemplate string
+	// EmailRatePerSecond caps sends across all workers (Resend allows 2/s per team by default).
+	EmailRatePerSecond float64
+
+	InvitationTTL       time.Duration
+	ReminderBefore      time.Duration
+	ResendMinInterval   time.Duration
+	TokenSecret         []byte
+	TokenSecretIsRandom bool
+
+	BootstrapAPIToken string
+	WorkerMetricsAddr string
+	LogFormat         string
+	LogLevel          string
+}
+
+// EmailTaskQueue is the task queue of the throttled email activities.
+func (c Config) EmailTaskQueue() string { return c.TemporalTaskQueue + "-email" }
+
+// Production reports whether the service runs with production safeguards.
+func (c Config) Production() bool { return c.Env == "production" }
+
+// Load reads the environment. Errors name the variable at fault.
+func Load() (Config, error) { return LoadFrom(os.Getenv) }
+
+// LoadFrom reads settings through getenv, so tests can pass their own environment.
+func LoadFrom(getenv func(string) string) (Config, error) {
+	var errs []error
+	str := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	dur := func(name, def string, allowZero bool) time.Duration {
+		raw := str(name, def)
+		d, err := time.ParseDuration(raw)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration (use Go syntax such as 168h or 90s)", name, raw))
+		case d < 0 || (d == 0 && !allowZero):
+			errs = append(errs, fmt.Errorf("%s: %q must be positive", name, raw))
+		}
+		return d
+	}
+
+	c := Config{
+		Env:               str("APP_ENV", "development"),
+		HTTPAddr:          str("HTTP_ADDR", ":8080"),
+		DatabaseURL:       str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/onboarding?sslmode=disable"),
+		TemporalAddress:   str("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace: str("TEMPORAL_NAMESPACE", "default"),
+		TemporalTaskQueue: str("TEMPORAL_TASK_QUEUE", "onboarding"),
+		TemporalAPIKey:    str("TEMPORAL_API_KEY", ""),
+		TemporalTLSCert:   str("TEMPORAL_TLS_CERT", ""),
+		TemporalTLSKey:    str("TEMPORAL_TLS_KEY", ""),
+		ResendAPIKey:      str("RESEND_API_KEY", ""),
+		ResendBaseURL:     str("RESEND_BASE_URL", "https://api.resend.com/"),
+		EmailFrom:         str("EMAIL_FROM", "Onboarding <onboarding@localhost>"),
+		PublicBaseURL:     strings.TrimRight(str("PUBLIC_BASE_URL", "http://localhost:8080"), "/"),
+		InvitationTTL:     dur("INVITATION_TTL", "168h", false),
+		ReminderBefore:    dur("INVITATION_REMINDER_BEFORE", "48h", true),
+		ResendMinInterval: dur("RESEND_MIN_INTERVAL", "60s", true),
+		BootstrapAPIToken: str("BOOTSTRAP_API_TOKEN", ""),
+		WorkerMetricsAddr: str("WORKER_METRICS_ADDR", "127.0.0.1:9091"),
+		LogLevel:          str("LOG_LEVEL", "info"),
+	}
+	if c.Env != "development" && c.Env != "production" {
+		errs = append(errs, fmt.Errorf("APP_ENV: %q must be development or production", c.Env))
+	}
+	c.LogFormat = str("LOG_FORMAT", map[bool]string{true: "json", false: "text"}[c.Production()])
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("LOG_FORMAT: %q must be json or text", c.LogFormat))
+	}
+	c.AcceptURLTemplate = strings.ReplaceAll(str("ACCEPT_URL_TEMPLATE", "{PUBLIC_BASE_URL}/invite?token={token}"),
+		"{PUBLIC_BASE_URL}", c.PublicBaseURL)
+	if !strings.Contains(c.AcceptURLTemplate, "{token}") {
+		errs = append(errs, fmt.Errorf("ACCEPT_URL_TEMPLATE: %q must contain {token}", c.AcceptURLTemplate))
+	}
+	for name, raw := range map[string]string{"PUBLIC_BASE_URL": c.PublicBaseURL, "RESEND_BASE_URL": c.ResendBaseURL} {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL", name, raw))
+		}
+	}
+	if c.ReminderBefore >= c.InvitationTTL && c.InvitationTTL > 0 && c.ReminderBefore > 0 {
+		errs = append(errs, fmt.Errorf("INVITATION_REMINDER_BEFORE: %s must be shorter than INVITATION_TTL (%s)", c.ReminderBefore, c.InvitationTTL))
+	}
+	rate := str("EMAIL_RATE_PER_SECOND", "2")
+	if f, err := strconv.ParseFloat(rate, 64); err != nil || f <= 0 {
+		errs = append(errs, fmt.Errorf("EMAIL_RATE_PER_SECOND: %q must be a positive number", rate))
+	} else {
+		c.EmailRatePerSecond = f
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))
+	}
+
+	switch secret := getenv("TOKEN_SECRET"); {
+	case secret == "" && c.Production():
+		errs = append(errs, errors.New("TOKEN_SECRET: required when APP_ENV=production"))
+	case secret == "":
+		// Development only: links stop verifying when the process restarts, as CONTRACT.md says.
+		c.TokenSecret = make([]byte, 32)
+		_, _ = rand.Read(c.TokenSecret)
+		c.TokenSecretIsRandom = true
+	case len(secret) < 32:
+		errs = append(errs, errors.New("TOKEN_SECRET: must be at least 32 characters"))
+	default:
+		c.TokenSecret = []byte(secret)
+	}
+	return c, errors.Join(errs...)
+}
