@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"net/url"
+	"strings"
 
 	"github.com/google/uuid"
 )
@@ -76,4 +78,15 @@ func tag(key, payload []byte) []byte {
 	m.Write([]byte("invite-token\x00"))
 	m.Write(payload)
 	return m.Sum(nil)
+}
+
+// Links builds invite URLs from ACCEPT_URL_TEMPLATE, whose {token} is replaced by the token.
+type Links struct {
+	Signer   *Signer
+	Template string
+}
+
+// InviteURL is the link of an invitation generation.
+func (l Links) InviteURL(invitationID uuid.UUID, generation int) string {
+	return strings.ReplaceAll(l.Template, "{token}", url.QueryEscape(l.Signer.Sign(invitationID, generation)))
 }

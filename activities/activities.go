@@ -1,0 +1,154 @@
+// Package activities holds all the I/O of the invitation workflow: Postgres writes through the
+// store, and email through Resend or the dev mailbox. Every activity is idempotent, keyed by
+// invitation id and generation, so a retry or a worker crash never doubles a row or an email.
+package activities
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/onboarding-service/onboarding/internal/store"
+)
+
+// Store is the part of the Postgres store the activities use.
+type Store interface {
+	CreateInvitation(ctx context.Context, n store.NewInvitation) error
+	CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to, detail string) error
+	RenewInvitation(ctx context.Context, id uuid.UUID, generation int, expiresAt time.Time) error
+	ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (uuid.UUID, error)
+	DiscardInvitation(ctx context.Context, id uuid.UUID) error
+	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
+	BeginEmail(ctx context.Context, e store.Email) (store.Email, error)
+	FinishEmail(ctx context.Context, key, status, providerID, errMsg string) error
+}
+
+// Mailer sends one email. An error that wraps ErrRejected is permanent (the provider refused the
+// message, e.g. an invalid recipient); other errors are retried.
+type Mailer interface {
+	Send(ctx context.Context, m Message) (providerID string, err error)
+}
+
+// Links computes the invite link of an invitation generation.
+type Links interface {
+	InviteURL(invitationID uuid.UUID, generation int) string
+}
+
+// Activities is registered with the worker as a whole; workflows call its methods.
+type Activities struct {
+	Store  Store
+	Mailer Mailer
+	Links  Links
+	// From is the sender (EMAIL_FROM); PortalURL is where the welcome email points.
+	From      string
+	PortalURL string
+	Logger    *slog.Logger
+}
+
+// Error types of non-retryable activity failures beyond the workflow's business codes.
+const (
+	ErrEmailRejected = "email_rejected"
+)
+
+// CreateInvitationInput records a new invitation and reserves its seat.
+type CreateInvitationInput struct {
+	InvitationID   uuid.UUID
+	AccountID      uuid.UUID
+	SubscriptionID uuid.UUID
+	Application    string
+	Role           string
+	GroupIDs       []uuid.UUID
+	UserID         *uuid.UUID
+	Email          string
+	FirstName      string
+	LastName       string
+	Phone          string
+	InviterName    string
+	InviterEmail   string
+	ExpiresAt      time.Time
+}
+
+// CreateInvitation records the invitation and holds its seat in one transaction.
+func (a *Activities) CreateInvitation(ctx context.Context, in CreateInvitationInput) error {
+	return businessError(a.Store.CreateInvitation(ctx, store.NewInvitation{
+		ID: in.InvitationID, AccountID: in.AccountID, SubscriptionID: in.SubscriptionID,
+		Application: in.Application, Role: in.Role, GroupIDs: in.GroupIDs, UserID: in.UserID,
+		Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, Phone: in.Phone,
+		InviterName: in.InviterName, InviterEmail: in.InviterEmail, ExpiresAt: in.ExpiresAt,
+	}))
+}
+
+// DiscardInvitation removes what a create that the workflow gave up on may have left behind.
+func (a *Activities) DiscardInvitation(ctx context.Context, invitationID uuid.UUID) error {
+	return a.Store.DiscardInvitation(ctx, invitationID)
+}
+
+// CloseInput moves an invitation generation to expired, revoked or declined.
+type CloseInput struct {
+	InvitationID uuid.UUID
+	Generation   int
+	Status       string
+	Detail       string
+}
+
+// CloseInvitation records expiry, revocation or decline and releases a held seat.
+func (a *Activities) CloseInvitation(ctx context.Context, in CloseInput) error {
+	return businessError(a.Store.CloseInvitation(ctx, in.InvitationID, in.Generation, in.Status, in.Detail))
+}
+
+// RenewInput starts a new generation of an expired invitation.
+type RenewInput struct {
+	InvitationID uuid.UUID
+	Generation   int
+	ExpiresAt    time.Time
+}
+
+// RenewInvitation reserves a seat again and records the new generation and expiry.
+func (a *Activities) RenewInvitation(ctx context.Context, in RenewInput) error {
+	return businessError(a.Store.RenewInvitation(ctx, in.InvitationID, in.Generation, in.ExpiresAt))
+}
+
+// ProvisionInput accepts an invitation generation.
+type ProvisionInput struct {
+	InvitationID uuid.UUID
+	Generation   int
+	PasswordHash string
+}
+
+// ProvisionResult names the provisioned user.
+type ProvisionResult struct {
+	UserID uuid.UUID
+}
+
+// ProvisionUser creates or reuses the user, the membership and the seat.
+func (a *Activities) ProvisionUser(ctx context.Context, in ProvisionInput) (ProvisionResult, error) {
+	id, err := a.Store.ProvisionUser(ctx, in.InvitationID, in.Generation, in.PasswordHash)
+	return ProvisionResult{UserID: id}, businessError(err)
+}
+
+// businessError turns the store's domain errors into non-retryable errors typed with the API's
+// problem codes; anything else (a lost connection, a timeout) stays retryable.
+func businessError(err error) error {
+	var dup *store.DuplicateInvitationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &dup):
+		return temporal.NewNonRetryableApplicationError(err.Error(), "duplicate_invitation", nil, dup.ExistingID.String())
+	case errors.Is(err, store.ErrSeatsExhausted):
+		return temporal.NewNonRetryableApplicationError(err.Error(), "seats_exhausted", nil)
+	case errors.Is(err, store.ErrAlreadyMember):
+		return temporal.NewNonRetryableApplicationError(err.Error(), "already_member", nil)
+	case errors.Is(err, store.ErrSuperseded):
+		return temporal.NewNonRetryableApplicationError(err.Error(), "invitation_expired", nil)
+	case errors.Is(err, store.ErrInvalidState):
+		return temporal.NewNonRetryableApplicationError(err.Error(), "invalid_state", nil)
+	case errors.Is(err, store.ErrNotFound):
+		return temporal.NewNonRetryableApplicationError(err.Error(), "not_found", nil)
+	}
+	return err
+}

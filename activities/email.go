@@ -1,0 +1,187 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"log/slog"
+	texttemplate "text/template"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/onboarding-service/onboarding/internal/store"
+)
+
+// Email kinds.
+const (
+	KindInvite   = "invite"
+	KindReminder = "reminder"
+	KindWelcome  = "welcome"
+)
+
+// Message is one rendered email.
+type Message struct {
+	From           string
+	To             string
+	Subject        string
+	HTML           string
+	Text           string
+	IdempotencyKey string
+	Tags           map[string]string
+	// Link is the call to action, for the dev mailbox's log; it is part of HTML and Text already.
+	Link string
+}
+
+// ErrRejected marks a permanent refusal by the email provider.
+var ErrRejected = errors.New("email rejected")
+
+//go:embed templates
+var templateFiles embed.FS
+
+var (
+	htmlTemplates = htmltemplate.Must(htmltemplate.New("").Funcs(htmltemplate.FuncMap{
+		"button": func(link, label string) map[string]string { return map[string]string{"Link": link, "Label": label} },
+	}).ParseFS(templateFiles, "templates/*.html"))
+	textTemplates = texttemplate.Must(texttemplate.ParseFS(templateFiles, "templates/*.txt"))
+)
+
+// SendEmailInput names one email of an invitation: its kind and, for invites, the send number
+// (1 for the first, then one more per resend), which together with the generation make the
+// idempotency key.
+type SendEmailInput struct {
+	InvitationID uuid.UUID
+	Generation   int
+	Kind         string
+	Seq          int
+}
+
+// IdempotencyKey is the key of the email in the store and at Resend.
+func (in SendEmailInput) IdempotencyKey() string {
+	return fmt.Sprintf("invitation-%s-g%d-%s-%d", in.InvitationID, in.Generation, in.Kind, in.Seq)
+}
+
+// SendEmailResult reports the delivery.
+type SendEmailResult struct {
+	Status string // sent or failed
+	Error  string
+}
+
+// emailData is what the templates see. html/template escapes every value.
+type emailData struct {
+	FirstName   string
+	LastName    string
+	InviterName string
+	Account     string
+	Application string
+	Plan        string
+	Role        string
+	ExpiresAt   string
+	Link        string
+}
+
+// SendEmail renders and sends one email of an invitation, at most once per idempotency key.
+func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
+	key := in.IdempotencyKey()
+	inv, err := a.Store.GetInvitation(ctx, in.InvitationID)
+	if err != nil {
+		return SendEmailResult{}, businessError(err)
+	}
+	msg, err := a.render(inv, in)
+	if err != nil {
+		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "template_error", err)
+	}
+	stored, err := a.Store.BeginEmail(ctx, store.Email{
+		IdempotencyKey: key, InvitationID: inv.ID, Kind: in.Kind, Recipient: msg.To,
+		Subject: msg.Subject, HTML: msg.HTML, Text: msg.Text,
+	})
+	if err != nil {
+		return SendEmailResult{}, err
+	}
+	if stored.Status != "queued" { // an earlier attempt finished; do not send again
+		return SendEmailResult{Status: stored.Status, Error: stored.Error}, nil
+	}
+	providerID, err := a.Mailer.Send(ctx, msg)
+	if errors.Is(err, ErrRejected) {
+		if ferr := a.Store.FinishEmail(ctx, key, "failed", "", err.Error()); ferr != nil {
+			return SendEmailResult{}, ferr
+		}
+		a.logger(ctx).Warn("email rejected", "invitation_id", inv.ID, "kind", in.Kind, "error", err)
+		return SendEmailResult{Status: "failed", Error: err.Error()}, nil
+	}
+	if err != nil {
+		return SendEmailResult{}, err // retried with the same idempotency key
+	}
+	if err := a.Store.FinishEmail(ctx, key, "sent", providerID, ""); err != nil {
+		return SendEmailResult{}, err
+	}
+	return SendEmailResult{Status: "sent"}, nil
+}
+
+// MarkEmailFailedInput records that an email could not be delivered after all retries.
+type MarkEmailFailedInput struct {
+	Email  SendEmailInput
+	Reason string
+}
+
+// MarkEmailFailed records a final delivery failure so the portal and support see it.
+func (a *Activities) MarkEmailFailed(ctx context.Context, in MarkEmailFailedInput) error {
+	err := a.Store.FinishEmail(ctx, in.Email.IdempotencyKey(), "failed", "", in.Reason)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the email never got as far as being recorded
+	}
+	return err
+}
+
+func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, error) {
+	d := emailData{
+		FirstName: inv.FirstName, LastName: inv.LastName, InviterName: inv.InviterName,
+		Account: inv.AccountName, Application: inv.Application, Plan: inv.Subscription, Role: inv.Role,
+		ExpiresAt: inv.ExpiresAt.UTC().Format("Monday, 2 January 2006 at 15:04 UTC"),
+		Link:      a.Links.InviteURL(inv.ID, in.Generation),
+	}
+	var subject string
+	switch in.Kind {
+	case KindInvite:
+		subject = fmt.Sprintf("You're invited to join %s on %s", d.Account, d.Application)
+		if d.InviterName != "" {
+			subject = fmt.Sprintf("%s invited you to join %s on %s", d.InviterName, d.Account, d.Application)
+		}
+	case KindReminder:
+		subject = fmt.Sprintf("Reminder: your invitation to %s expires %s", d.Account, inv.ExpiresAt.UTC().Format("2 Jan 2006"))
+	case KindWelcome:
+		subject = fmt.Sprintf("Welcome to %s on %s", d.Account, d.Application)
+		d.Link = a.PortalURL
+	default:
+		return Message{}, fmt.Errorf("unknown email kind %q", in.Kind)
+	}
+	var html, text bytes.Buffer
+	if err := htmlTemplates.ExecuteTemplate(&html, in.Kind+".html", d); err != nil {
+		return Message{}, err
+	}
+	if err := textTemplates.ExecuteTemplate(&text, in.Kind+".txt", d); err != nil {
+		return Message{}, err
+	}
+	return Message{
+		From: a.From, To: inv.Email, Subject: subject, HTML: html.String(), Text: text.String(),
+		IdempotencyKey: in.IdempotencyKey(),
+		Tags:           map[string]string{"kind": in.Kind},
+		Link:           d.Link,
+	}, nil
+}
+
+func (a *Activities) logger(ctx context.Context) *slog.Logger {
+	l := a.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		l = l.With("workflow_id", info.WorkflowExecution.ID, "activity", info.ActivityType.Name, "attempt", info.Attempt)
+	}
+	return l
+}

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Email is one message the service sends, keyed by its idempotency key.
+type Email struct {
+	IdempotencyKey string
+	InvitationID   uuid.UUID
+	Kind           string
+	Recipient      string
+	Subject        string
+	HTML           string
+	Text           string
+	Status         string
+	Error          string
+	ProviderID     string
+}
+
+// BeginEmail records an email as queued, unless one with its key exists; it returns the stored
+// row either way, so a retried send learns whether the first attempt already got through.
+func (s *Store) BeginEmail(ctx context.Context, e Email) (Email, error) {
+	_, err := s.Pool.Exec(ctx, `
+		insert into emails (idempotency_key, invitation_id, kind, recipient, subject, html, text, status)
+		values ($1, $2, $3, $4, $5, $6, $7, 'queued')
+		on conflict (idempotency_key) do nothing`,
+		e.IdempotencyKey, e.InvitationID, e.Kind, e.Recipient, e.Subject, e.HTML, e.Text)
+	if err != nil {
+		return Email{}, err
+	}
+	return s.GetEmail(ctx, e.IdempotencyKey)
+}
+
+// GetEmail returns an email by its idempotency key.
+func (s *Store) GetEmail(ctx context.Context, key string) (Email, error) {
+	var e Email
+	err := s.Pool.QueryRow(ctx, `
+		select idempotency_key, invitation_id, kind, recipient, subject, html, text, status, error, provider_id
+		from emails where idempotency_key = $1`, key).
+		Scan(&e.IdempotencyKey, &e.InvitationID, &e.Kind, &e.Recipient, &e.Subject, &e.HTML, &e.Text,
+			&e.Status, &e.Error, &e.ProviderID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	return e, err
+}
+
+// FinishEmail records the outcome of a send and the matching event in the invitation's story.
+func (s *Store) FinishEmail(ctx context.Context, key, status, providerID, errMsg string) error {
+	return s.InTx(ctx, func(tx pgx.Tx) error {
+		var invitationID uuid.UUID
+		var kind, recipient string
+		err := tx.QueryRow(ctx, `
+			update emails set status = $2, provider_id = $3, error = $4,
+				sent_at = case when $2 = 'sent' then now() else sent_at end
+			where idempotency_key = $1 returning invitation_id, kind, recipient`,
+			key, status, providerID, errMsg).Scan(&invitationID, &kind, &recipient)
+		if err != nil {
+			return err
+		}
+		typ, detail := "email_sent", kind+" email sent"
+		if status == "failed" {
+			typ, detail = "email_failed", kind+" email failed: "+errMsg
+		}
+		_, err = tx.Exec(ctx, `insert into invitation_events (invitation_id, type, detail, dedupe_key)
+			values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`, invitationID, typ, detail, key+":"+status)
+		return err
+	})
+}
+
+// Mailbox lists the emails sent to a recipient, newest first: the dev mailbox's view.
+func (s *Store) Mailbox(ctx context.Context, recipient string, limit int) ([]Email, error) {
+	rows, err := s.Pool.Query(ctx, `
+		select idempotency_key, invitation_id, kind, recipient, subject, html, text, status, error, provider_id
+		from emails where ($1 = '' or lower(recipient) = lower($1)) order by created_at desc limit $2`, recipient, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Email, error) {
+		var e Email
+		return e, r.Scan(&e.IdempotencyKey, &e.InvitationID, &e.Kind, &e.Recipient, &e.Subject, &e.HTML, &e.Text,
+			&e.Status, &e.Error, &e.ProviderID)
+	})
+}

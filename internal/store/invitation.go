@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Invitation is one row of the invitation read model, joined with what the portal and the
+// emails show about it.
+type Invitation struct {
+	ID             uuid.UUID
+	AccountID      uuid.UUID
+	AccountName    string
+	SubscriptionID uuid.UUID
+	Subscription   string // the subscription's name
+	Application    string
+	Role           string
+	GroupIDs       []uuid.UUID
+	UserID         *uuid.UUID
+	Email          string
+	FirstName      string
+	LastName       string
+	Phone          string
+	InviterName    string
+	InviterEmail   string
+	Status         string
+	Generation     int
+	ExpiresAt      time.Time
+	Sends          int
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	// Delivery of the latest email; DeliveryStatus is "" when none was attempted yet.
+	DeliveryStatus string
+	DeliveryError  string
+}
+
+// Event is one entry of an invitation's story.
+type Event struct {
+	At     time.Time
+	Type   string
+	Detail string
+}
+
+// invitationColumns selects an Invitation; use with scanInvitation.
+const invitationColumns = `
+	i.id, i.account_id, a.name, i.subscription_id, s.name, i.application, i.role, i.group_ids,
+	i.user_id, i.email, i.first_name, i.last_name, i.phone, i.inviter_name, i.inviter_email,
+	i.status, i.generation, i.expires_at,
+	(select count(*) from emails e where e.invitation_id = i.id and e.kind = 'invite')::int,
+	i.created_at, i.updated_at,
+	coalesce((select e.status from emails e where e.invitation_id = i.id order by e.created_at desc limit 1), ''),
+	coalesce((select e.error from emails e where e.invitation_id = i.id order by e.created_at desc limit 1), '')`
+
+const invitationFrom = `
+	from invitations i
+	join accounts a on a.id = i.account_id
+	join subscriptions s on s.id = i.subscription_id`
+
+func scanInvitation(row pgx.Row) (Invitation, error) {
+	var inv Invitation
+	err := row.Scan(&inv.ID, &inv.AccountID, &inv.AccountName, &inv.SubscriptionID, &inv.Subscription,
+		&inv.Application, &inv.Role, &inv.GroupIDs, &inv.UserID, &inv.Email, &inv.FirstName, &inv.LastName,
+		&inv.Phone, &inv.InviterName, &inv.InviterEmail, &inv.Status, &inv.Generation, &inv.ExpiresAt,
+		&inv.Sends, &inv.CreatedAt, &inv.UpdatedAt, &inv.DeliveryStatus, &inv.DeliveryError)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return inv, ErrNotFound
+	}
+	if inv.GroupIDs == nil {
+		inv.GroupIDs = []uuid.UUID{}
+	}
+	return inv, err
+}
+
+// GetInvitation returns one invitation by id.
+func (s *Store) GetInvitation(ctx context.Context, id uuid.UUID) (Invitation, error) {
+	return scanInvitation(s.Pool.QueryRow(ctx, `select `+invitationColumns+invitationFrom+` where i.id = $1`, id))
+}
+
+// InvitationEvents returns an invitation's story, oldest first.
+func (s *Store) InvitationEvents(ctx context.Context, id uuid.UUID) ([]Event, error) {
+	rows, err := s.Pool.Query(ctx, `select at, type, detail from invitation_events where invitation_id = $1 order by id`, id)
+	if err != nil {
+		return nil, err
+	}
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
+		var e Event
+		return e, r.Scan(&e.At, &e.Type, &e.Detail)
+	})
+	if events == nil {
+		events = []Event{}
+	}
+	return events, err
+}

@@ -1,0 +1,327 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// The invitation lifecycle's writes, called by the workflow's activities. Each one is a single
+// transaction that is safe to retry: run twice, it leaves the same rows as run once.
+
+// Lifecycle errors. The activities turn them into non-retryable errors named by the API codes.
+var (
+	ErrSeatsExhausted = errors.New("the subscription has no free seat")
+	ErrAlreadyMember  = errors.New("the person is already an active user of the account")
+	ErrInvalidState   = errors.New("the invitation is not in a state that allows this")
+	ErrSuperseded     = errors.New("the invitation has a newer link")
+)
+
+// DuplicateInvitationError says a pending invitation for the email already exists.
+type DuplicateInvitationError struct{ ExistingID uuid.UUID }
+
+func (e *DuplicateInvitationError) Error() string {
+	return fmt.Sprintf("a pending invitation for this email and account exists: %s", e.ExistingID)
+}
+
+// NewInvitation is what CreateInvitation records.
+type NewInvitation struct {
+	ID             uuid.UUID
+	AccountID      uuid.UUID
+	SubscriptionID uuid.UUID
+	Application    string
+	Role           string
+	GroupIDs       []uuid.UUID
+	UserID         *uuid.UUID
+	Email          string
+	FirstName      string
+	LastName       string
+	Phone          string
+	InviterName    string
+	InviterEmail   string
+	ExpiresAt      time.Time
+}
+
+// CreateInvitation records a pending invitation and reserves its seat, atomically.
+func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) error {
+	return s.InTx(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `select exists(select 1 from invitations where id = $1)`, n.ID).Scan(&exists); err != nil {
+			return err
+		}
+		if exists { // a retry of a create that committed
+			return nil
+		}
+		var member bool
+		err := tx.QueryRow(ctx, `
+			select exists(select 1 from memberships m join users u on u.id = m.user_id
+			where m.account_id = $1 and m.state = 'active' and (u.id = $2 or lower(u.email) = lower($3)))`,
+			n.AccountID, n.UserID, n.Email).Scan(&member)
+		if err != nil {
+			return err
+		}
+		if member {
+			return ErrAlreadyMember
+		}
+		if err := reserveSeat(ctx, tx, n.SubscriptionID); err != nil {
+			return err
+		}
+		if n.GroupIDs == nil {
+			n.GroupIDs = []uuid.UUID{}
+		}
+		_, err = tx.Exec(ctx, `
+			insert into invitations (id, account_id, subscription_id, application, role, group_ids, user_id,
+				email, first_name, last_name, phone, inviter_name, inviter_email, status, generation, expires_at)
+			values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'pending',1,$14)`,
+			n.ID, n.AccountID, n.SubscriptionID, n.Application, n.Role, n.GroupIDs, n.UserID,
+			n.Email, n.FirstName, n.LastName, n.Phone, n.InviterName, n.InviterEmail, n.ExpiresAt)
+		if constraintOf(err) == "invitations_one_pending" {
+			return duplicateOf(ctx, s, n.AccountID, n.Email)
+		}
+		if err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, n.ID, "created", 1, fmt.Sprintf("invited as %s; link valid until %s", n.Role, n.ExpiresAt.UTC().Format(time.RFC3339)))
+	})
+}
+
+// duplicateOf reads the pending invitation that won the race, outside the failed transaction.
+func duplicateOf(ctx context.Context, s *Store, accountID uuid.UUID, email string) error {
+	var id uuid.UUID
+	err := s.Pool.QueryRow(ctx, `select id from invitations where account_id = $1 and lower(email) = lower($2) and status = 'pending'`,
+		accountID, email).Scan(&id)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	return &DuplicateInvitationError{ExistingID: id}
+}
+
+func reserveSeat(ctx context.Context, tx pgx.Tx, subscriptionID uuid.UUID) error {
+	tag, err := tx.Exec(ctx, `update subscriptions set seats_reserved = seats_reserved + 1 where id = $1`, subscriptionID)
+	if constraintOf(err) == "seats_not_oversubscribed" {
+		return ErrSeatsExhausted
+	}
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return err
+}
+
+func releaseSeat(ctx context.Context, tx pgx.Tx, subscriptionID uuid.UUID) error {
+	_, err := tx.Exec(ctx, `update subscriptions set seats_reserved = seats_reserved - 1 where id = $1`, subscriptionID)
+	return err
+}
+
+type lockedInvitation struct {
+	status         string
+	generation     int
+	accountID      uuid.UUID
+	subscriptionID uuid.UUID
+	userID         *uuid.UUID
+	email          string
+	firstName      string
+	lastName       string
+	phone          string
+	role           string
+	groupIDs       []uuid.UUID
+}
+
+func lockInvitation(ctx context.Context, tx pgx.Tx, id uuid.UUID) (lockedInvitation, error) {
+	var l lockedInvitation
+	err := tx.QueryRow(ctx, `
+		select status, generation, account_id, subscription_id, user_id, email, first_name, last_name, phone, role, group_ids
+		from invitations where id = $1 for update`, id).
+		Scan(&l.status, &l.generation, &l.accountID, &l.subscriptionID, &l.userID, &l.email, &l.firstName,
+			&l.lastName, &l.phone, &l.role, &l.groupIDs)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return l, ErrNotFound
+	}
+	return l, err
+}
+
+// CloseInvitation moves generation's invitation to expired, revoked or declined, releasing the
+// seat a pending invitation held. Repeating a close that already happened is not an error.
+func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to, detail string) error {
+	allowed := map[string][]string{
+		"expired":  {"pending"},
+		"declined": {"pending"},
+		"revoked":  {"pending", "expired"},
+	}[to]
+	if allowed == nil {
+		return fmt.Errorf("close to %q: not a closing status", to)
+	}
+	return s.InTx(ctx, func(tx pgx.Tx) error {
+		inv, err := lockInvitation(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.generation != generation {
+			return ErrSuperseded
+		}
+		if inv.status == to {
+			return nil
+		}
+		if !slices.Contains(allowed, inv.status) {
+			return ErrInvalidState
+		}
+		if inv.status == "pending" {
+			if err := releaseSeat(ctx, tx, inv.subscriptionID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `update invitations set status = $2, updated_at = now() where id = $1`, id, to); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, id, to, generation, detail)
+	})
+}
+
+// RenewInvitation turns an expired invitation into a pending one of the next generation, with
+// a new expiry and a seat reserved again.
+func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation int, expiresAt time.Time) error {
+	return s.InTx(ctx, func(tx pgx.Tx) error {
+		inv, err := lockInvitation(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.generation == generation && inv.status == "pending" {
+			return nil // a retry of a renewal that committed
+		}
+		if inv.generation != generation-1 || inv.status != "expired" {
+			return ErrInvalidState
+		}
+		if err := reserveSeat(ctx, tx, inv.subscriptionID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `update invitations set status = 'pending', generation = $2, expires_at = $3, updated_at = now() where id = $1`,
+			id, generation, expiresAt)
+		if constraintOf(err) == "invitations_one_pending" {
+			return duplicateOf(ctx, s, inv.accountID, inv.email)
+		}
+		if err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, id, "renewed", generation, "new link valid until "+expiresAt.UTC().Format(time.RFC3339))
+	})
+}
+
+// ProvisionUser accepts a pending invitation: it creates the user (or reuses the invited or an
+// existing one with that email), the membership with role and groups, and turns the reserved
+// seat into a used one. It returns the user's id; a repeat returns the same id.
+func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (uuid.UUID, error) {
+	var userID uuid.UUID
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		inv, err := lockInvitation(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.status == "accepted" && inv.userID != nil {
+			userID = *inv.userID
+			return nil
+		}
+		if inv.generation != generation {
+			return ErrSuperseded
+		}
+		if inv.status != "pending" {
+			return ErrInvalidState
+		}
+		if userID, err = ensureUser(ctx, tx, id, inv, passwordHash); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+			insert into memberships (account_id, user_id, role, group_ids, state, invitation_id)
+			values ($1, $2, $3, $4, 'active', $5)
+			on conflict (account_id, user_id) do update
+			set role = excluded.role, group_ids = excluded.group_ids, state = 'active', invitation_id = excluded.invitation_id`,
+			inv.accountID, userID, inv.role, inv.groupIDs, id)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `insert into seats (subscription_id, user_id, invitation_id) values ($1, $2, $3)
+			on conflict (subscription_id, user_id) do nothing`, inv.subscriptionID, userID, id)
+		if err != nil {
+			return err
+		}
+		// The reserved seat becomes a used one; if the user already held a seat, it is just freed.
+		used := tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `update subscriptions set seats_reserved = seats_reserved - 1, seats_used = seats_used + $2 where id = $1`,
+			inv.subscriptionID, used); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `update invitations set status = 'accepted', user_id = $2, updated_at = now() where id = $1`, id, userID); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, id, "accepted", generation, "user "+userID.String()+" joined as "+inv.role)
+	})
+	return userID, err
+}
+
+func ensureUser(ctx context.Context, tx pgx.Tx, invitationID uuid.UUID, inv lockedInvitation, passwordHash string) (uuid.UUID, error) {
+	if inv.userID != nil {
+		return *inv.userID, nil
+	}
+	var hash *string
+	if passwordHash != "" {
+		hash = &passwordHash
+	}
+	// The new user's id derives from the invitation, so the row is the same whoever inserts it.
+	newID := uuid.NewSHA1(invitationID, []byte("user"))
+	_, err := tx.Exec(ctx, `insert into users (id, email, first_name, last_name, phone, password_hash)
+		values ($1, $2, $3, $4, $5, $6) on conflict (lower(email)) do nothing`,
+		newID, inv.email, inv.firstName, inv.lastName, inv.phone, hash)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	var id uuid.UUID
+	err = tx.QueryRow(ctx, `select id from users where lower(email) = lower($1)`, inv.email).Scan(&id)
+	return id, err
+}
+
+// AddEvent appends an entry to an invitation's story once per dedupe key.
+func (s *Store) AddEvent(ctx context.Context, invitationID uuid.UUID, typ, dedupeKey, detail string) error {
+	_, err := s.Pool.Exec(ctx, `insert into invitation_events (invitation_id, type, detail, dedupe_key)
+		values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`, invitationID, typ, detail, dedupeKey)
+	return err
+}
+
+func addEvent(ctx context.Context, tx pgx.Tx, id uuid.UUID, typ string, generation int, detail string) error {
+	_, err := tx.Exec(ctx, `insert into invitation_events (invitation_id, type, detail, dedupe_key)
+		values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`,
+		id, typ, detail, fmt.Sprintf("%s:g%d:%s", id, generation, typ))
+	return err
+}
+
+// DiscardInvitation deletes a pending invitation whose creation the workflow abandoned (its
+// create activity timed out after perhaps committing) and releases its seat. No-op if absent.
+func (s *Store) DiscardInvitation(ctx context.Context, id uuid.UUID) error {
+	return s.InTx(ctx, func(tx pgx.Tx) error {
+		inv, err := lockInvitation(ctx, tx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if inv.status != "pending" || inv.generation != 1 {
+			return ErrInvalidState
+		}
+		if err := releaseSeat(ctx, tx, inv.subscriptionID); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`delete from invitation_events where invitation_id = $1`,
+			`delete from emails where invitation_id = $1`,
+			`delete from invitations where id = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

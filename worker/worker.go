@@ -1,0 +1,163 @@
+// Package worker runs the Temporal worker process: the invitation workflow and its activities
+// on the main task queue, the email activity on a throttled queue beside it, and /metrics.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/uber-go/tally/v4"
+	tallyprom "github.com/uber-go/tally/v4/prometheus"
+	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/onboarding-service/onboarding/activities"
+	"github.com/onboarding-service/onboarding/internal/config"
+	"github.com/onboarding-service/onboarding/internal/invitetoken"
+	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/internal/temporalclient"
+	"github.com/onboarding-service/onboarding/workflows"
+)
+
+// Run runs the worker until ctx is cancelled, then stops polling and lets in-flight activities
+// finish within the SDK's stop timeout.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, closeMetrics, err := sdkMetrics(reg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeMetrics()
+
+	host, _ := os.Hostname()
+	c, err := temporalclient.Dial(ctx, cfg, logger,
+		temporalclient.WithMetricsHandler(metrics),
+		temporalclient.WithIdentity(fmt.Sprintf("onboarding-worker@%s:%d", host, os.Getpid())))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	acts, err := NewActivities(cfg, st, logger)
+	if err != nil {
+		return err
+	}
+	main, email := New(c, cfg, acts)
+
+	srv := &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(reg), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", cfg.WorkerMetricsAddr)
+	if err != nil {
+		return fmt.Errorf("WORKER_METRICS_ADDR: %w", err)
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "error", err)
+		}
+	}()
+	defer srv.Close()
+
+	if err := email.Start(); err != nil {
+		return fmt.Errorf("email worker: %w", err)
+	}
+	defer email.Stop()
+	if err := main.Start(); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer main.Stop()
+	logger.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "email_task_queue", cfg.EmailTaskQueue(),
+		"metrics", "http://"+ln.Addr().String()+"/metrics", "mailer", mailerName(cfg))
+	<-ctx.Done()
+	logger.Info("worker stopping")
+	return nil
+}
+
+// New builds the two workers: workflows and Postgres activities on the main queue, and emails
+// on a queue whose activities-per-second limit is shared by every worker process (Resend allows
+// 2 requests per second per team by default).
+func New(c client.Client, cfg config.Config, acts *activities.Activities) (main, email sdkworker.Worker) {
+	main = sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{
+		WorkerStopTimeout: 20 * time.Second,
+	})
+	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	main.RegisterActivity(acts)
+
+	email = sdkworker.New(c, workflows.EmailTaskQueue(cfg.TemporalTaskQueue), sdkworker.Options{
+		TaskQueueActivitiesPerSecond: cfg.EmailRatePerSecond,
+		WorkerStopTimeout:            20 * time.Second,
+		DisableWorkflowWorker:        true,
+	})
+	email.RegisterActivity(acts)
+	return main, email
+}
+
+// NewActivities wires the activities to Postgres and to Resend, or to the dev mailbox when
+// RESEND_API_KEY is empty.
+func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*activities.Activities, error) {
+	var mailer activities.Mailer = activities.DevMailbox{Logger: logger}
+	if cfg.ResendAPIKey != "" {
+		m, err := activities.NewResendMailer(cfg.ResendAPIKey, cfg.ResendBaseURL)
+		if err != nil {
+			return nil, err
+		}
+		mailer = m
+	}
+	return &activities.Activities{
+		Store:     st,
+		Mailer:    mailer,
+		Links:     invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret), Template: cfg.AcceptURLTemplate},
+		From:      cfg.EmailFrom,
+		PortalURL: cfg.PublicBaseURL,
+		Logger:    logger,
+	}, nil
+}
+
+func mailerName(cfg config.Config) string {
+	if cfg.ResendAPIKey == "" {
+		return "dev mailbox (emails stored in Postgres, links logged)"
+	}
+	return "resend at " + cfg.ResendBaseURL
+}
+
+// sdkMetrics bridges the Temporal SDK's metrics into reg through tally, with Prometheus naming.
+func sdkMetrics(reg *prometheus.Registry, logger *slog.Logger) (client.MetricsHandler, func(), error) {
+	reporter, err := tallyprom.Configuration{TimerType: "histogram"}.NewReporter(tallyprom.ConfigurationOptions{
+		Registry: reg,
+		OnError:  func(err error) { logger.Warn("metric registration", "error", err) },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	scope, closer := tally.NewRootScope(tally.ScopeOptions{
+		CachedReporter:  reporter,
+		Separator:       tallyprom.DefaultSeparator,
+		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
+		Prefix:          "temporal",
+	}, time.Second)
+	scope = sdktally.NewPrometheusNamingScope(scope)
+	return sdktally.NewMetricsHandler(scope), func() { _ = closer.Close() }, nil
+}
+
+func metricsMux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	return mux
+}

@@ -1,0 +1,374 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/onboarding-service/onboarding/activities"
+)
+
+// Update validators reject at once, without a trace in history, what does not fit the current
+// state; handlers take the mutex and check again, since the state may change while they wait.
+
+func (w *invitation) validateCreate(ctx workflow.Context) error {
+	if w.st.Status != "" {
+		return businessErr(ErrInvalidState, "the invitation was already created")
+	}
+	ids := append([]string{w.in.InvitationID, w.in.AccountID, w.in.SubscriptionID}, w.in.GroupIDs...)
+	if w.in.UserID != "" {
+		ids = append(ids, w.in.UserID)
+	}
+	for _, id := range ids {
+		if _, err := uuid.Parse(id); err != nil {
+			return businessErr(ErrValidation, "%q is not a UUID", id)
+		}
+	}
+	if w.in.Settings.TTL <= 0 {
+		return businessErr(ErrValidation, "the invitation TTL must be positive")
+	}
+	return nil
+}
+
+func (w *invitation) create(ctx workflow.Context) (State, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return w.st, err
+	}
+	defer w.mu.Unlock()
+	if err := w.validateCreate(ctx); err != nil {
+		return w.st, err
+	}
+	expires := workflow.Now(ctx).Add(w.in.Settings.TTL)
+	in := activities.CreateInvitationInput{
+		InvitationID: w.id(), AccountID: uuid.MustParse(w.in.AccountID), SubscriptionID: uuid.MustParse(w.in.SubscriptionID),
+		Application: w.in.Application, Role: w.in.Role, GroupIDs: parseUUIDs(w.in.GroupIDs),
+		Email: w.in.Email, FirstName: w.in.FirstName, LastName: w.in.LastName, Phone: w.in.Phone,
+		InviterName: w.in.Inviter.Name, InviterEmail: w.in.Inviter.Email, ExpiresAt: expires,
+	}
+	if w.in.UserID != "" {
+		u := uuid.MustParse(w.in.UserID)
+		in.UserID = &u
+	}
+	// The API waits for this answer, so the create is bounded; the rest of the lifecycle is not.
+	opts := dbOptions("Record the invitation and reserve a seat")
+	opts.ScheduleToCloseTimeout = 20 * time.Second
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.CreateInvitation, in).Get(ctx, nil)
+	if err != nil {
+		w.st.Status = StatusRejected
+		if be, ok := businessError(err); ok {
+			return w.st, be
+		}
+		// The create may have committed before it timed out: undo it, so a failed create
+		// leaves nothing behind, then tell the caller to try again.
+		undo := workflow.WithActivityOptions(ctx, dbOptions("Undo a create that did not finish"))
+		if uerr := workflow.ExecuteActivity(undo, a.DiscardInvitation, w.id()).Get(ctx, nil); uerr != nil {
+			workflow.GetLogger(ctx).Error("undo of an unfinished create failed", "error", uerr)
+		}
+		return w.st, temporal.NewApplicationError("the invitation could not be recorded: "+err.Error(), "unavailable")
+	}
+	w.st.Status = StatusPending
+	w.st.Generation = 1
+	w.st.ExpiresAt = expires
+	w.st.Delivery = Delivery{Status: DeliveryQueued}
+	return w.st, nil
+}
+
+// checkInvitee decides whether the invitee's link (of generation gen) may act now.
+func (w *invitation) checkInvitee(ctx workflow.Context, gen int) error {
+	switch {
+	case w.st.Status == "" || w.st.Status == StatusRejected:
+		return businessErr(ErrNotFound, "no such invitation")
+	case gen != w.st.Generation:
+		return businessErr(ErrInvitationExpired, "this link was replaced by a newer invitation")
+	case w.st.Status == StatusExpired:
+		return businessErr(ErrInvitationExpired, "the invitation expired at %s", w.st.ExpiresAt.UTC().Format(time.RFC3339))
+	case w.st.Status != StatusPending:
+		return businessErr(ErrInvalidState, "the invitation is already %s", w.st.Status)
+	case !workflow.Now(ctx).Before(w.st.ExpiresAt):
+		// The timer is due but not yet handled (say, a worker was down): the link has expired.
+		return businessErr(ErrInvitationExpired, "the invitation expired at %s", w.st.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (w *invitation) validateAccept(ctx workflow.Context, req AcceptRequest) error {
+	return w.checkInvitee(ctx, req.Generation)
+}
+
+func (w *invitation) accept(ctx workflow.Context, req AcceptRequest) (AcceptResult, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return AcceptResult{}, err
+	}
+	defer w.mu.Unlock()
+	if err := w.checkInvitee(ctx, req.Generation); err != nil {
+		return AcceptResult{}, err
+	}
+	var res activities.ProvisionResult
+	actx := workflow.WithActivityOptions(ctx, dbOptions("Provision the user, membership and seat"))
+	err := workflow.ExecuteActivity(actx, a.ProvisionUser, activities.ProvisionInput{
+		InvitationID: w.id(), Generation: req.Generation, PasswordHash: req.PasswordHash,
+	}).Get(ctx, &res)
+	if err != nil {
+		return AcceptResult{}, passOn(err)
+	}
+	w.st.Status = StatusAccepted
+	w.st.UserID = res.UserID.String()
+	return AcceptResult{UserID: w.st.UserID}, nil
+}
+
+func (w *invitation) validateDecline(ctx workflow.Context, req DeclineRequest) error {
+	return w.checkInvitee(ctx, req.Generation)
+}
+
+func (w *invitation) decline(ctx workflow.Context, req DeclineRequest) (State, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return w.st, err
+	}
+	defer w.mu.Unlock()
+	if err := w.checkInvitee(ctx, req.Generation); err != nil {
+		return w.st, err
+	}
+	if err := w.close(ctx, StatusDeclined, "declined by the invitee"); err != nil {
+		return w.st, err
+	}
+	return w.st, nil
+}
+
+func (w *invitation) validateResend(ctx workflow.Context) error {
+	if w.st.Status != StatusPending || !workflow.Now(ctx).Before(w.st.ExpiresAt) {
+		return businessErr(ErrInvalidState, "only a pending invitation can be resent; this one is %s", w.statusNow(ctx))
+	}
+	if wait := w.st.LastSentAt.Add(w.in.Settings.ResendMinInterval).Sub(workflow.Now(ctx)); wait > 0 {
+		return temporal.NewApplicationError("the invitation was sent moments ago; try again later", ErrRateLimited,
+			RateLimitDetails{RetryAfter: wait})
+	}
+	return nil
+}
+
+func (w *invitation) resend(ctx workflow.Context) (State, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return w.st, err
+	}
+	defer w.mu.Unlock()
+	if err := w.validateResend(ctx); err != nil {
+		return w.st, err
+	}
+	w.sendEmail(ctx, activities.KindInvite, w.st.Sends+1)
+	return w.st, nil
+}
+
+func (w *invitation) validateRenew(ctx workflow.Context) error {
+	if w.statusNow(ctx) != StatusExpired {
+		return businessErr(ErrInvalidState, "only an expired invitation can be renewed; this one is %s", w.statusNow(ctx))
+	}
+	return nil
+}
+
+func (w *invitation) renew(ctx workflow.Context) (State, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return w.st, err
+	}
+	defer w.mu.Unlock()
+	if w.st.Status == StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
+		w.expire(ctx) // due but not yet handled: expire first, then renew
+	}
+	if err := w.validateRenew(ctx); err != nil {
+		return w.st, err
+	}
+	gen := w.st.Generation + 1
+	expires := workflow.Now(ctx).Add(w.in.Settings.TTL)
+	actx := workflow.WithActivityOptions(ctx, dbOptions("Renew: new link, new expiry, seat reserved again"))
+	err := workflow.ExecuteActivity(actx, a.RenewInvitation, activities.RenewInput{
+		InvitationID: w.id(), Generation: gen, ExpiresAt: expires,
+	}).Get(ctx, nil)
+	if err != nil {
+		return w.st, passOn(err)
+	}
+	w.st.Status = StatusPending
+	w.st.Generation = gen
+	w.st.ExpiresAt = expires
+	w.st.InviteSent, w.st.ReminderSent = false, false
+	w.st.Delivery = Delivery{Status: DeliveryQueued}
+	w.renewed = true
+	return w.st, nil
+}
+
+func (w *invitation) validateRevoke(ctx workflow.Context, _ RevokeRequest) error {
+	if s := w.st.Status; s != StatusPending && s != StatusExpired {
+		return businessErr(ErrInvalidState, "only a pending or expired invitation can be revoked; this one is %s", s)
+	}
+	return nil
+}
+
+func (w *invitation) revoke(ctx workflow.Context, req RevokeRequest) (State, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return w.st, err
+	}
+	defer w.mu.Unlock()
+	if err := w.validateRevoke(ctx, req); err != nil {
+		return w.st, err
+	}
+	detail := "revoked"
+	if req.By != "" {
+		detail = "revoked by " + req.By
+	}
+	if err := w.close(ctx, StatusRevoked, detail); err != nil {
+		return w.st, err
+	}
+	return w.st, nil
+}
+
+// statusNow is the status as the invitee would see it: a pending invitation past its expiry
+// is expired even before the timer's turn comes.
+func (w *invitation) statusNow(ctx workflow.Context) Status {
+	if w.st.Status == StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
+		return StatusExpired
+	}
+	return w.st.Status
+}
+
+// close records a closing status in Postgres (releasing the seat) and in the workflow.
+func (w *invitation) close(ctx workflow.Context, to Status, detail string) error {
+	actx := workflow.WithActivityOptions(ctx, dbOptions("Close the invitation: "+string(to)))
+	err := workflow.ExecuteActivity(actx, a.CloseInvitation, activities.CloseInput{
+		InvitationID: w.id(), Generation: w.st.Generation, Status: string(to), Detail: detail,
+	}).Get(ctx, nil)
+	if err != nil {
+		return passOn(err)
+	}
+	w.st.Status = to
+	return nil
+}
+
+// expire closes a pending invitation whose time is up; the caller holds the mutex.
+func (w *invitation) expire(ctx workflow.Context) {
+	if w.st.Status != StatusPending {
+		return
+	}
+	if err := w.close(ctx, StatusExpired, "not accepted before "+w.st.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
+		// Postgres disagrees (only possible if it was changed by hand): the workflow's clock wins.
+		workflow.GetLogger(ctx).Error("expiry not recorded", "error", err)
+		w.st.Status = StatusExpired
+	}
+}
+
+func (w *invitation) expireLocked(ctx workflow.Context) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return
+	}
+	defer w.mu.Unlock()
+	w.expire(ctx)
+}
+
+func (w *invitation) remindLocked(ctx workflow.Context) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return
+	}
+	defer w.mu.Unlock()
+	if w.st.Status == StatusPending && !w.st.ReminderSent {
+		w.sendEmail(ctx, activities.KindReminder, 1)
+	}
+}
+
+func (w *invitation) sendInviteLocked(ctx workflow.Context) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return
+	}
+	defer w.mu.Unlock()
+	if w.st.Status == StatusPending && !w.st.InviteSent {
+		w.sendEmail(ctx, activities.KindInvite, w.st.Sends+1)
+	}
+}
+
+// sendEmail sends one email through the throttled email task queue and records the delivery.
+// A failure is recorded, not fatal: the administrator sees it and can resend or re-invite.
+func (w *invitation) sendEmail(ctx workflow.Context, kind string, seq int) {
+	in := activities.SendEmailInput{InvitationID: w.id(), Generation: w.st.Generation, Kind: kind, Seq: seq}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              EmailTaskQueue(workflow.GetInfo(ctx).TaskQueueName),
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 24 * time.Hour, // as long as Resend keeps an Idempotency-Key
+		Summary:                "Send the " + kind + " email",
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			NonRetryableErrorTypes: append([]string{activities.ErrEmailRejected, "template_error"}, BusinessErrorTypes...),
+		},
+	})
+	var res activities.SendEmailResult
+	if err := workflow.ExecuteActivity(actx, a.SendEmail, in).Get(ctx, &res); err != nil {
+		res = activities.SendEmailResult{Status: DeliveryFailed, Error: err.Error()}
+		mctx := workflow.WithActivityOptions(ctx, dbOptions("Record the email failure"))
+		if merr := workflow.ExecuteActivity(mctx, a.MarkEmailFailed, activities.MarkEmailFailedInput{
+			Email: in, Reason: err.Error(),
+		}).Get(ctx, nil); merr != nil {
+			workflow.GetLogger(ctx).Error("email failure not recorded", "error", merr)
+		}
+	}
+	w.st.Delivery = Delivery{Status: res.Status, Error: res.Error}
+	switch kind {
+	case activities.KindInvite:
+		w.st.Sends = seq
+		w.st.InviteSent = true
+		w.st.LastSentAt = workflow.Now(ctx)
+	case activities.KindReminder:
+		w.st.ReminderSent = true
+	}
+	w.publish(ctx)
+}
+
+// EmailTaskQueue is the throttled task queue of the email activities, beside the main one.
+func EmailTaskQueue(mainQueue string) string { return mainQueue + "-email" }
+
+// dbOptions are the options of the Postgres activities: retried until they succeed, except for
+// business errors, which no retry can fix.
+func dbOptions(summary string) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		Summary:             summary,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        500 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: BusinessErrorTypes,
+		},
+	}
+}
+
+// businessError extracts an activity's business error, typed with an API code.
+func businessError(err error) (error, bool) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return nil, false
+	}
+	for _, t := range BusinessErrorTypes {
+		if appErr.Type() == t {
+			var existing string
+			if appErr.HasDetails() {
+				_ = appErr.Details(&existing)
+			}
+			return temporal.NewApplicationError(appErr.Message(), t, existing), true
+		}
+	}
+	return nil, false
+}
+
+// passOn returns an activity's business error as the update's error, or the error as it is.
+func passOn(err error) error {
+	if be, ok := businessError(err); ok {
+		return be
+	}
+	return err
+}
+
+func parseUUIDs(ids []string) []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, uuid.MustParse(id))
+	}
+	return out
+}

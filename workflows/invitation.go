@@ -1,0 +1,230 @@
+// Package workflows holds the invitation workflow: one durable execution per invitation that
+// holds its seat, sends its emails, waits for the invitee or the expiry timer, and provisions
+// the user on acceptance. It does no I/O; activities do.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/onboarding-service/onboarding/activities"
+)
+
+// a refers to the activities' methods by name; the worker registers the real struct.
+var a *activities.Activities
+
+// maxHistoryEvents bounds each run's history: past it, the workflow continues as new at the next
+// quiet moment. Temporal's own suggestion (at about 4k events or 4 MiB) also triggers it.
+const maxHistoryEvents = 2000
+
+// createWait is how long a started workflow waits for its create update before giving up: the
+// API sends both in one update-with-start call, so this only fires on a misuse.
+const createWait = time.Minute
+
+// Invitation is the invitation workflow.
+func Invitation(ctx workflow.Context, in InvitationInput) (State, error) {
+	w := &invitation{in: in, mu: workflow.NewMutex(ctx)}
+	if err := w.setup(ctx); err != nil {
+		return w.st, err
+	}
+	return w.run(ctx)
+}
+
+type invitation struct {
+	in InvitationInput
+	st State
+	// mu serialises every transition: handlers and the timer both take it, so an accept racing
+	// the expiry timer sees the other's outcome instead of both acting.
+	mu workflow.Mutex
+	// renewed is set by the renew handler: the run then continues as new with a fresh history.
+	renewed bool
+}
+
+func (w *invitation) setup(ctx workflow.Context) error {
+	if w.in.Carried != nil {
+		w.st = *w.in.Carried
+	}
+	w.st.InvitationID = w.in.InvitationID
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		SearchAccountID.ValueSet(w.in.AccountID),
+		SearchSubscriptionID.ValueSet(w.in.SubscriptionID),
+		SearchApplication.ValueSet(w.in.Application),
+	); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) {
+		s := w.st
+		s.WaitingFor = w.waitingFor()
+		return s, nil
+	}); err != nil {
+		return err
+	}
+	handlers := []struct {
+		name      string
+		handler   any
+		validator any
+	}{
+		{UpdateCreate, w.create, w.validateCreate},
+		{UpdateAccept, w.accept, w.validateAccept},
+		{UpdateDecline, w.decline, w.validateDecline},
+		{UpdateResend, w.resend, w.validateResend},
+		{UpdateRenew, w.renew, w.validateRenew},
+		{UpdateRevoke, w.revoke, w.validateRevoke},
+	}
+	for _, h := range handlers {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.handler,
+			workflow.UpdateHandlerOptions{Validator: h.validator}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *invitation) run(ctx workflow.Context) (State, error) {
+	logger := workflow.GetLogger(ctx)
+	if w.st.Status == "" {
+		if ok, err := workflow.AwaitWithTimeout(ctx, createWait, func() bool { return w.st.Status != "" }); err != nil || !ok {
+			w.st.Status = StatusRejected
+			return w.finish(ctx)
+		}
+	}
+	for {
+		w.publish(ctx)
+		switch w.st.Status {
+		case StatusPending:
+			if !w.st.InviteSent {
+				w.sendInviteLocked(ctx)
+				continue
+			}
+			if err := w.waitPending(ctx); err != nil {
+				return w.st, err
+			}
+		case StatusExpired:
+			if err := workflow.Await(ctx, func() bool {
+				return w.st.Status != StatusExpired || w.renewed || w.historyFull(ctx)
+			}); err != nil {
+				return w.st, err
+			}
+		case StatusAccepted:
+			w.sendEmail(ctx, activities.KindWelcome, 1)
+			return w.finish(ctx)
+		default: // revoked, declined, rejected
+			return w.finish(ctx)
+		}
+		if !w.st.Status.Terminal() && (w.renewed || w.historyFull(ctx)) {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return w.st, err
+			}
+			logger.Info("continuing as new", "generation", w.st.Generation, "history_length", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+			next := w.in
+			carried := w.st
+			next.Carried = &carried
+			return w.st, workflow.NewContinueAsNewError(ctx, Invitation, next)
+		}
+	}
+}
+
+// waitPending sleeps until the reminder or the expiry is due, or a handler changes the state.
+func (w *invitation) waitPending(ctx workflow.Context) error {
+	now := workflow.Now(ctx)
+	due, reminder := w.st.ExpiresAt, false
+	if at := w.reminderAt(); !w.st.ReminderSent && at.After(now) && at.Before(due) {
+		due, reminder = at, true
+	}
+	gen := w.st.Generation
+	changed, err := workflow.AwaitWithTimeout(ctx, due.Sub(now), func() bool {
+		return w.st.Status != StatusPending || w.st.Generation != gen || w.renewed || w.historyFull(ctx)
+	})
+	if err != nil || changed {
+		return err
+	}
+	if reminder {
+		w.remindLocked(ctx)
+		return nil
+	}
+	w.expireLocked(ctx)
+	return nil
+}
+
+func (w *invitation) reminderAt() time.Time {
+	if w.in.Settings.ReminderBefore <= 0 {
+		return time.Time{}
+	}
+	return w.st.ExpiresAt.Add(-w.in.Settings.ReminderBefore)
+}
+
+func (w *invitation) historyFull(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxHistoryEvents
+}
+
+// finish waits for in-flight handlers, so no update's answer is lost, and completes.
+func (w *invitation) finish(ctx workflow.Context) (State, error) {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return w.st, err
+	}
+	w.publish(ctx)
+	return w.st, nil
+}
+
+// publish mirrors the state into search attributes and the UI's current details.
+func (w *invitation) publish(ctx workflow.Context) {
+	updates := []temporal.SearchAttributeUpdate{
+		SearchStatus.ValueSet(string(w.st.Status)),
+		SearchGeneration.ValueSet(int64(w.st.Generation)),
+	}
+	if w.st.Delivery.Status != "" {
+		updates = append(updates, SearchDelivery.ValueSet(w.st.Delivery.Status))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Error("search attributes not updated", "error", err)
+	}
+	workflow.SetCurrentDetails(ctx, w.waitingFor())
+}
+
+func (w *invitation) waitingFor() string {
+	switch w.st.Status {
+	case "":
+		return "Waiting for the create update."
+	case StatusPending:
+		if !w.st.InviteSent {
+			return fmt.Sprintf("Sending the invitation email (generation %d).", w.st.Generation)
+		}
+		s := fmt.Sprintf("Waiting for %s to accept or decline until %s (generation %d, %d sends).",
+			maskEmail(w.in.Email), w.st.ExpiresAt.UTC().Format(time.RFC3339), w.st.Generation, w.st.Sends)
+		if at := w.reminderAt(); !w.st.ReminderSent && !at.IsZero() {
+			s += " Reminder due " + at.UTC().Format(time.RFC3339) + "."
+		}
+		return s
+	case StatusExpired:
+		return fmt.Sprintf("Expired at %s. Waiting for the administrator to renew or revoke.", w.st.ExpiresAt.UTC().Format(time.RFC3339))
+	case StatusAccepted:
+		return "Accepted by user " + w.st.UserID + "."
+	default:
+		return "Closed: " + string(w.st.Status) + "."
+	}
+}
+
+// maskEmail keeps the first letter of the local part, enough for support to recognise a
+// person without writing an address into the UI's summary.
+func maskEmail(email string) string {
+	for i, r := range email {
+		if r == '@' {
+			if i == 0 {
+				return email
+			}
+			return email[:1] + "…" + email[i:]
+		}
+	}
+	return "…"
+}
+
+func (w *invitation) id() uuid.UUID { return uuid.MustParse(w.in.InvitationID) }
+
+func businessErr(typ, format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), typ)
+}
