@@ -152,11 +152,14 @@ func (w *invitation) resend(ctx workflow.Context) (State, error) {
 	if err := w.mu.Lock(ctx); err != nil {
 		return w.st, err
 	}
-	defer w.mu.Unlock()
 	if err := w.validateResend(ctx); err != nil {
+		w.mu.Unlock()
 		return w.st, err
 	}
-	w.sendEmail(ctx, activities.KindInvite, w.st.Sends+1)
+	in := w.markEmail(ctx, activities.KindInvite)
+	// Sent outside the mutex: an email outage must not hold up accept, revoke or expiry.
+	w.mu.Unlock()
+	w.deliver(ctx, in)
 	return w.st, nil
 }
 
@@ -261,64 +264,6 @@ func (w *invitation) expireLocked(ctx workflow.Context) {
 	}
 	defer w.mu.Unlock()
 	w.expire(ctx)
-}
-
-func (w *invitation) remindLocked(ctx workflow.Context) {
-	if err := w.mu.Lock(ctx); err != nil {
-		return
-	}
-	defer w.mu.Unlock()
-	if w.st.Status == StatusPending && !w.st.ReminderSent {
-		w.sendEmail(ctx, activities.KindReminder, 1)
-	}
-}
-
-func (w *invitation) sendInviteLocked(ctx workflow.Context) {
-	if err := w.mu.Lock(ctx); err != nil {
-		return
-	}
-	defer w.mu.Unlock()
-	if w.st.Status == StatusPending && !w.st.InviteSent {
-		w.sendEmail(ctx, activities.KindInvite, w.st.Sends+1)
-	}
-}
-
-// sendEmail sends one email through the throttled email task queue and records the delivery.
-// A failure is recorded, not fatal: the administrator sees it and can resend or re-invite.
-func (w *invitation) sendEmail(ctx workflow.Context, kind string, seq int) {
-	in := activities.SendEmailInput{InvitationID: w.id(), Generation: w.st.Generation, Kind: kind, Seq: seq}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              EmailTaskQueue(workflow.GetInfo(ctx).TaskQueueName),
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 24 * time.Hour, // as long as Resend keeps an Idempotency-Key
-		Summary:                "Send the " + kind + " email",
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        2 * time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Minute,
-			NonRetryableErrorTypes: append([]string{activities.ErrEmailRejected, "template_error"}, BusinessErrorTypes...),
-		},
-	})
-	var res activities.SendEmailResult
-	if err := workflow.ExecuteActivity(actx, a.SendEmail, in).Get(ctx, &res); err != nil {
-		res = activities.SendEmailResult{Status: DeliveryFailed, Error: err.Error()}
-		mctx := workflow.WithActivityOptions(ctx, dbOptions("Record the email failure"))
-		if merr := workflow.ExecuteActivity(mctx, a.MarkEmailFailed, activities.MarkEmailFailedInput{
-			Email: in, Reason: err.Error(),
-		}).Get(ctx, nil); merr != nil {
-			workflow.GetLogger(ctx).Error("email failure not recorded", "error", merr)
-		}
-	}
-	w.st.Delivery = Delivery{Status: res.Status, Error: res.Error}
-	switch kind {
-	case activities.KindInvite:
-		w.st.Sends = seq
-		w.st.InviteSent = true
-		w.st.LastSentAt = workflow.Now(ctx)
-	case activities.KindReminder:
-		w.st.ReminderSent = true
-	}
-	w.publish(ctx)
 }
 
 // EmailTaskQueue is the throttled task queue of the email activities, beside the main one.

@@ -28,6 +28,7 @@ const createWait = time.Minute
 // Invitation is the invitation workflow.
 func Invitation(ctx workflow.Context, in InvitationInput) (State, error) {
 	w := &invitation{in: in, mu: workflow.NewMutex(ctx)}
+	w.emailCtx, w.cancelEmails = workflow.WithCancel(ctx)
 	if err := w.setup(ctx); err != nil {
 		return w.st, err
 	}
@@ -42,6 +43,11 @@ type invitation struct {
 	mu workflow.Mutex
 	// renewed is set by the renew handler: the run then continues as new with a fresh history.
 	renewed bool
+	// emailCtx is the context of background email deliveries; cancelEmails gives them up when
+	// the invitation closes or is renewed. emailsInFlight counts them.
+	emailCtx       workflow.Context
+	cancelEmails   workflow.CancelFunc
+	emailsInFlight int
 }
 
 func (w *invitation) setup(ctx workflow.Context) error {
@@ -87,9 +93,19 @@ func (w *invitation) setup(ctx workflow.Context) error {
 func (w *invitation) run(ctx workflow.Context) (State, error) {
 	logger := workflow.GetLogger(ctx)
 	if w.st.Status == "" {
-		if ok, err := workflow.AwaitWithTimeout(ctx, createWait, func() bool { return w.st.Status != "" }); err != nil || !ok {
-			w.st.Status = StatusRejected
-			return w.finish(ctx)
+		ok, err := workflow.AwaitWithTimeout(ctx, createWait, func() bool { return w.st.Status != "" })
+		if err != nil {
+			return w.st, err
+		}
+		if !ok {
+			// A create may still be running: the mutex lets it finish before this decides.
+			if err := w.mu.Lock(ctx); err != nil {
+				return w.st, err
+			}
+			if w.st.Status == "" {
+				w.st.Status = StatusRejected
+			}
+			w.mu.Unlock()
 		}
 	}
 	for {
@@ -97,8 +113,7 @@ func (w *invitation) run(ctx workflow.Context) (State, error) {
 		switch w.st.Status {
 		case StatusPending:
 			if !w.st.InviteSent {
-				w.sendInviteLocked(ctx)
-				continue
+				w.sendInBackground(ctx, activities.KindInvite)
 			}
 			if err := w.waitPending(ctx); err != nil {
 				return w.st, err
@@ -110,12 +125,16 @@ func (w *invitation) run(ctx workflow.Context) (State, error) {
 				return w.st, err
 			}
 		case StatusAccepted:
-			w.sendEmail(ctx, activities.KindWelcome, 1)
+			w.deliver(ctx, w.markEmail(ctx, activities.KindWelcome))
 			return w.finish(ctx)
 		default: // revoked, declined, rejected
 			return w.finish(ctx)
 		}
 		if !w.st.Status.Terminal() && (w.renewed || w.historyFull(ctx)) {
+			// A renewal gives up the old link's emails; a full history lets the current ones end.
+			if err := w.settleEmails(ctx, w.renewed); err != nil {
+				return w.st, err
+			}
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return w.st, err
 			}
@@ -143,7 +162,7 @@ func (w *invitation) waitPending(ctx workflow.Context) error {
 		return err
 	}
 	if reminder {
-		w.remindLocked(ctx)
+		w.sendInBackground(ctx, activities.KindReminder)
 		return nil
 	}
 	w.expireLocked(ctx)
@@ -164,6 +183,9 @@ func (w *invitation) historyFull(ctx workflow.Context) bool {
 
 // finish waits for in-flight handlers, so no update's answer is lost, and completes.
 func (w *invitation) finish(ctx workflow.Context) (State, error) {
+	if err := w.settleEmails(ctx, true); err != nil {
+		return w.st, err
+	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return w.st, err
 	}

@@ -1,0 +1,93 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/onboarding-service/onboarding/activities"
+)
+
+// Emails are recorded under the mutex (so no two transitions count the same send) and delivered
+// outside it: delivery may retry for hours during an outage, and nothing else may wait on it.
+
+// markEmail records that an email of kind goes out now and returns the activity's input; the
+// caller holds the mutex.
+func (w *invitation) markEmail(ctx workflow.Context, kind string) activities.SendEmailInput {
+	seq := 1
+	switch kind {
+	case activities.KindInvite:
+		w.st.Sends++
+		seq = w.st.Sends
+		w.st.InviteSent = true
+		w.st.LastSentAt = workflow.Now(ctx)
+	case activities.KindReminder:
+		w.st.ReminderSent = true
+	}
+	w.st.Delivery = Delivery{Status: DeliveryQueued}
+	return activities.SendEmailInput{InvitationID: w.id(), Generation: w.st.Generation, Kind: kind, Seq: seq}
+}
+
+// sendInBackground records an email under the mutex and delivers it in a workflow goroutine, so
+// the main loop goes on to arm the reminder and expiry timers.
+func (w *invitation) sendInBackground(ctx workflow.Context, kind string) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return
+	}
+	due := w.st.Status == StatusPending && ((kind == activities.KindInvite && !w.st.InviteSent) ||
+		(kind == activities.KindReminder && !w.st.ReminderSent))
+	if !due {
+		w.mu.Unlock()
+		return
+	}
+	in := w.markEmail(ctx, kind)
+	w.mu.Unlock()
+	w.emailsInFlight++
+	workflow.Go(w.emailCtx, func(gctx workflow.Context) {
+		defer func() { w.emailsInFlight-- }()
+		w.deliver(gctx, in)
+	})
+}
+
+// deliver runs the email activity on the throttled email task queue and records the delivery. A
+// failure is recorded, not fatal: the administrator sees it and can resend or re-invite.
+func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              EmailTaskQueue(workflow.GetInfo(ctx).TaskQueueName),
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 24 * time.Hour, // as long as Resend keeps an Idempotency-Key
+		Summary:                "Send the " + in.Kind + " email",
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Minute,
+			NonRetryableErrorTypes: append([]string{activities.ErrEmailRejected, "template_error"}, BusinessErrorTypes...),
+		},
+	})
+	var res activities.SendEmailResult
+	err := workflow.ExecuteActivity(actx, a.SendEmail, in).Get(ctx, &res)
+	if temporal.IsCanceledError(err) {
+		return // the invitation closed or moved on to a new link: this email no longer matters
+	}
+	if err != nil {
+		res = activities.SendEmailResult{Status: DeliveryFailed, Error: err.Error()}
+		// Recorded on the workflow's context: a cancelled email goroutine still records its end.
+		mctx := workflow.WithActivityOptions(ctx, dbOptions("Record the email failure"))
+		if merr := workflow.ExecuteActivity(mctx, a.MarkEmailFailed, activities.MarkEmailFailedInput{
+			Email: in, Reason: err.Error(),
+		}).Get(ctx, nil); merr != nil {
+			workflow.GetLogger(ctx).Error("email failure not recorded", "error", merr)
+		}
+	}
+	w.st.Delivery = Delivery{Status: res.Status, Error: res.Error}
+	w.publish(ctx)
+}
+
+// settleEmails waits for emails still being delivered; with cancel, it first gives them up.
+func (w *invitation) settleEmails(ctx workflow.Context, cancel bool) error {
+	if cancel {
+		w.cancelEmails()
+	}
+	return workflow.Await(ctx, func() bool { return w.emailsInFlight == 0 })
+}

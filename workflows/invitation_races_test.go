@@ -1,0 +1,372 @@
+package workflows_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/onboarding-service/onboarding/activities"
+	"github.com/onboarding-service/onboarding/workflows"
+)
+
+// Races between updates and timers, renewal and continue-as-new, and email failures.
+
+// ---- accept racing the expiry timer ----
+
+func TestAcceptJustBeforeExpiryWinsTheRace(t *testing.T) {
+	h := newHarness(t)
+	h.provisionDelay = 5 * time.Second // still provisioning when the expiry timer fires
+	h.create()
+	acc := h.update(settings.TTL-time.Second, workflows.UpdateAccept, accept(1))
+	h.run(newInput())
+
+	acc.succeeded(t)
+	assert.True(t, expiry.Add(4*time.Second).Equal(acc.doneAt), "accept answered at %v", acc.doneAt)
+	prov := h.provisioned()
+	require.Len(t, prov, 1)
+	assert.True(t, expiry.Add(4*time.Second).Equal(prov[0].At))
+	assert.Empty(t, h.closed(), "an invitation accepted in time must never be closed as expired")
+	st := h.result()
+	assert.Equal(t, workflows.StatusAccepted, st.Status)
+	assert.Equal(t, provisionedUserID, st.UserID)
+	assert.Equal(t, []string{"invite", "reminder", "welcome"}, kinds(h.emailsSent()))
+	assert.Equal(t, "accepted", h.sa("InvitationStatus"))
+}
+
+func TestAcceptAtOrAfterExpiryIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   time.Duration
+	}{
+		{"exactly at expiry", settings.TTL},
+		{"one second after", settings.TTL + time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.create()
+			acc := h.update(tc.at, workflows.UpdateAccept, accept(1))
+			var st workflows.State
+			h.at(tc.at+time.Minute, func() { st = h.state() })
+			h.cancelAt(tc.at + 2*time.Minute)
+			h.run(newInput())
+			h.requireCancelled()
+
+			acc.failed(t, workflows.ErrInvitationExpired)
+			assert.Empty(t, h.provisioned(), "no user is provisioned for an expired link")
+			closes := h.closed()
+			require.Len(t, closes, 1)
+			assert.Equal(t, "expired", closes[0].In.Status)
+			assert.True(t, expiry.Equal(closes[0].At))
+			assert.Equal(t, workflows.StatusExpired, st.Status)
+		})
+	}
+}
+
+func TestConcurrentAcceptsProvisionOnce(t *testing.T) {
+	h := newHarness(t)
+	h.provisionDelay = 5 * time.Second
+	h.create()
+	first := h.update(time.Hour, workflows.UpdateAccept, accept(1))
+	// Passes the validator (still pending), then waits for the first to finish.
+	second := h.update(time.Hour+time.Second, workflows.UpdateAccept, accept(1))
+	h.run(newInput())
+
+	first.succeeded(t)
+	second.failed(t, workflows.ErrInvalidState)
+	assert.Len(t, h.provisioned(), 1, "one user, one membership, one seat")
+	assert.Equal(t, []string{"invite", "welcome"}, kinds(h.emailsSent()))
+	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+}
+
+func TestRevokeDuringProvisioningLosesToAccept(t *testing.T) {
+	h := newHarness(t)
+	h.provisionDelay = 5 * time.Second
+	h.create()
+	acc := h.update(time.Hour, workflows.UpdateAccept, accept(1))
+	rev := h.update(time.Hour+time.Second, workflows.UpdateRevoke, workflows.RevokeRequest{By: "portal-admin"})
+	h.run(newInput())
+
+	acc.succeeded(t)
+	rev.failed(t, workflows.ErrInvalidState)
+	assert.Empty(t, h.closed(), "the accepted invitation is not revoked")
+	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+}
+
+// ---- renew and continue-as-new ----
+
+func TestRenewAfterExpiryContinuesAsNew(t *testing.T) {
+	renewAfter := settings.TTL + 24*time.Hour
+	renewedAt := t0.Add(renewAfter)
+	newExpiry := renewedAt.Add(settings.TTL)
+
+	h := newHarness(t)
+	h.create()
+	renewed := h.update(renewAfter, workflows.UpdateRenew)
+	h.run(newInput())
+
+	st := renewed.state(t)
+	assert.Equal(t, workflows.StatusPending, st.Status)
+	assert.Equal(t, 2, st.Generation)
+	assert.True(t, newExpiry.Equal(st.ExpiresAt), "renewed expiry %v, want renew time + TTL", st.ExpiresAt)
+	assert.False(t, st.InviteSent)
+
+	require.Len(t, h.renews, 1)
+	assert.Equal(t, invID(), h.renews[0].In.InvitationID)
+	assert.Equal(t, 2, h.renews[0].In.Generation)
+	assert.True(t, newExpiry.Equal(h.renews[0].In.ExpiresAt))
+	assert.True(t, renewedAt.Equal(h.renews[0].At))
+	assert.Equal(t, []string{"expired"}, statuses(h.closed()))
+
+	next := continuedAs(t, h.env.GetWorkflowError())
+	carried := *next.Carried
+	assert.Equal(t, workflows.StatusPending, carried.Status)
+	assert.Equal(t, 2, carried.Generation)
+	assert.True(t, newExpiry.Equal(carried.ExpiresAt))
+	assert.False(t, carried.InviteSent, "the new generation's invite has not gone out yet")
+	assert.False(t, carried.ReminderSent)
+	assert.Equal(t, workflows.DeliveryQueued, carried.Delivery.Status)
+	unchanged := next
+	unchanged.Carried = nil
+	assert.Equal(t, newInput(), unchanged, "the next run keeps the invitation's input")
+	firstRunEmails := h.emailsSent()
+
+	t.Run("next run sends the new link and accepts only it", func(t *testing.T) {
+		h2 := newHarness(t)
+		h2.env.SetStartTime(renewedAt)
+		var st workflows.State
+		h2.at(30*time.Minute, func() { st = h2.state() })
+		oldLink := h2.update(time.Hour, workflows.UpdateAccept, accept(1))
+		newLink := h2.update(2*time.Hour, workflows.UpdateAccept, accept(2))
+		h2.run(next)
+
+		sent := h2.emailsSent()
+		require.Equal(t, []string{"invite", "welcome"}, kinds(sent))
+		assert.Equal(t, 2, sent[0].In.Generation)
+		assert.True(t, renewedAt.Equal(sent[0].At), "the new invite goes out at once (sent %v)", sent[0].At)
+		assert.Equal(t, 2, sent[1].In.Generation)
+		assertDistinctKeys(t, append(firstRunEmails, sent...))
+		assert.Empty(t, h2.creates, "the next run does not create again")
+
+		assert.Equal(t, workflows.StatusPending, st.Status)
+		assert.Equal(t, 2, st.Generation)
+		assert.True(t, st.InviteSent)
+
+		oldLink.rejected(t, workflows.ErrInvitationExpired)
+		newLink.succeeded(t)
+		prov := h2.provisioned()
+		require.Len(t, prov, 1)
+		assert.Equal(t, 2, prov[0].In.Generation)
+		assert.Equal(t, workflows.StatusAccepted, h2.result().Status)
+	})
+
+	t.Run("next run expires on the new timer", func(t *testing.T) {
+		h2 := newHarness(t)
+		h2.env.SetStartTime(renewedAt)
+		h2.cancelAt(settings.TTL + time.Hour)
+		h2.run(next)
+		h2.requireCancelled()
+
+		sent := h2.emailsSent()
+		require.Equal(t, []string{"invite", "reminder"}, kinds(sent))
+		assert.Equal(t, 2, sent[1].In.Generation)
+		assert.True(t, newExpiry.Add(-settings.ReminderBefore).Equal(sent[1].At), "reminder at %v", sent[1].At)
+		closes := h2.closed()
+		require.Len(t, closes, 1)
+		assert.Equal(t, "expired", closes[0].In.Status)
+		assert.Equal(t, 2, closes[0].In.Generation)
+		assert.True(t, newExpiry.Equal(closes[0].At), "expired at %v, want %v", closes[0].At, newExpiry)
+	})
+}
+
+func TestContinueAsNewWhenHistoryIsFullKeepsTimersAndSendsNothingTwice(t *testing.T) {
+	h := newHarness(t)
+	h.env.SetContinueAsNewSuggested(true)
+	created := h.create()
+	h.run(newInput())
+
+	created.state(t)
+	next := continuedAs(t, h.env.GetWorkflowError())
+	assert.Equal(t, workflows.StatusPending, next.Carried.Status)
+	assert.Equal(t, 1, next.Carried.Generation)
+	assert.True(t, next.Carried.InviteSent)
+	assert.Equal(t, 1, next.Carried.Sends)
+	assert.True(t, expiry.Equal(next.Carried.ExpiresAt))
+	assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()))
+
+	h2 := newHarness(t)
+	h2.env.SetStartTime(t0.Add(time.Second))
+	h2.cancelAt(settings.TTL + time.Hour)
+	h2.run(next)
+	h2.requireCancelled()
+
+	sent := h2.emailsSent()
+	require.Equal(t, []string{"reminder"}, kinds(sent), "the invite is not sent again")
+	assert.True(t, reminder.Equal(sent[0].At))
+	closes := h2.closed()
+	require.Len(t, closes, 1)
+	assert.True(t, expiry.Equal(closes[0].At), "the expiry is not reset by continue-as-new")
+}
+
+// ---- email failures ----
+
+func TestEmailPermanentFailureIsRecorded(t *testing.T) {
+	h := newHarness(t)
+	h.emailResult = func(in activities.SendEmailInput, _ int32) (activities.SendEmailResult, error) {
+		if in.Seq == 1 {
+			return activities.SendEmailResult{Status: workflows.DeliveryFailed, Error: "email rejected: mailbox does not exist"}, nil
+		}
+		return activities.SendEmailResult{Status: workflows.DeliverySent}, nil
+	}
+	h.create()
+	var failed, resent workflows.State
+	var failedSA, resentSA any
+	h.at(time.Hour, func() { failed, failedSA = h.state(), h.sa("DeliveryStatus") })
+	h.update(time.Hour+time.Minute, workflows.UpdateResend)
+	h.at(time.Hour+2*time.Minute, func() { resent, resentSA = h.state(), h.sa("DeliveryStatus") })
+	h.cancelAt(2 * time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	assert.Equal(t, workflows.StatusPending, failed.Status, "a failed email does not end the invitation")
+	assert.Equal(t, workflows.Delivery{Status: workflows.DeliveryFailed, Error: "email rejected: mailbox does not exist"}, failed.Delivery)
+	assert.True(t, failed.InviteSent)
+	assert.Equal(t, "failed", failedSA)
+	assert.Empty(t, h.marks, "the activity recorded the failure itself")
+
+	assert.Equal(t, workflows.Delivery{Status: workflows.DeliverySent}, resent.Delivery, "the administrator's resend delivers")
+	assert.Equal(t, "sent", resentSA)
+	assert.Len(t, h.emailsSent(), 2)
+}
+
+func TestEmailNonRetryableErrorMarksFailed(t *testing.T) {
+	h := newHarness(t)
+	h.emailResult = func(activities.SendEmailInput, int32) (activities.SendEmailResult, error) {
+		return activities.SendEmailResult{}, temporal.NewNonRetryableApplicationError("recipient refused", activities.ErrEmailRejected, nil)
+	}
+	h.create()
+	var st workflows.State
+	h.at(time.Hour, func() { st = h.state() })
+	h.cancelAt(2 * time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	assert.Len(t, h.emailsSent(), 1, "a non-retryable error is not retried")
+	require.Len(t, h.marks, 1)
+	assert.Equal(t, email(activities.KindInvite, 1, 1), h.marks[0].In.Email)
+	assert.Contains(t, h.marks[0].In.Reason, "recipient refused")
+	assert.Equal(t, workflows.StatusPending, st.Status)
+	assert.Equal(t, workflows.DeliveryFailed, st.Delivery.Status)
+	assert.Contains(t, st.Delivery.Error, "recipient refused")
+	assert.Equal(t, "failed", h.sa("DeliveryStatus"))
+}
+
+func TestEmailTransientErrorIsRetried(t *testing.T) {
+	h := newHarness(t)
+	h.emailResult = func(_ activities.SendEmailInput, attempt int32) (activities.SendEmailResult, error) {
+		if attempt < 3 {
+			return activities.SendEmailResult{}, errors.New("resend: 503 service unavailable")
+		}
+		return activities.SendEmailResult{Status: workflows.DeliverySent}, nil
+	}
+	h.create()
+	var st workflows.State
+	h.at(time.Hour, func() { st = h.state() })
+	h.cancelAt(2 * time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	sent := h.emailsSent()
+	require.Len(t, sent, 3)
+	for i, want := range []time.Duration{0, 2 * time.Second, 6 * time.Second} {
+		assert.Equal(t, int32(i+1), sent[i].Attempt)
+		assert.Equal(t, email(activities.KindInvite, 1, 1), sent[i].In, "every attempt has the same idempotency key")
+		assert.True(t, t0.Add(want).Equal(sent[i].At), "attempt %d at %v", i+1, sent[i].At)
+	}
+	assert.Empty(t, h.marks)
+	assert.Equal(t, workflows.Delivery{Status: workflows.DeliverySent}, st.Delivery)
+}
+
+// ---- defects: these tests describe what the workflow should do ----
+
+// A create update still running when the create wait ends must not leave a recorded
+// invitation (seat held) behind a closed workflow that will never expire it.
+func TestCreateInFlightWhenCreateWaitEnds(t *testing.T) {
+	h := newHarness(t)
+	h.createDelay = 5 * time.Second
+	created := h.update(time.Minute-time.Second, workflows.UpdateCreate)
+	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 2*time.Hour)
+	h.mockActivities()
+	h.env.ExecuteWorkflow(workflows.Invitation, newInput())
+	require.True(t, h.env.IsWorkflowCompleted())
+
+	created.mu.Lock()
+	createOK := created.done && created.err == nil
+	created.mu.Unlock()
+	var cancelled *temporal.CanceledError
+	if createOK {
+		// The API answered 201: the invitation must live on as pending.
+		require.ErrorAs(t, h.env.GetWorkflowError(), &cancelled,
+			"the create succeeded (seat held, row recorded) but the workflow already completed; result %+v", resultOrNil(h))
+		assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()))
+	} else {
+		// The API answered an error: nothing may be left behind.
+		assert.Equal(t, workflows.StatusRejected, h.result().Status)
+		assert.True(t, len(h.creates) == 0 || len(h.discards) > 0, "a create that ran must be undone")
+	}
+}
+
+// Emails are sent while the transition mutex is held, so an accept waits for every retry of an
+// email in flight. The API bounds an update to 20 s (server.temporalTimeout): an accept must
+// not wait for an email provider outage to end.
+func TestAcceptNotBlockedByEmailOutage(t *testing.T) {
+	h := newHarness(t)
+	// A 5-minute outage starting with the reminder. (The test environment caps retries at 10
+	// attempts; this outage ends after 9, so the reminder is delivered, as in production.)
+	outageEnds := reminder.Add(5 * time.Minute)
+	h.emailResult = func(in activities.SendEmailInput, _ int32) (activities.SendEmailResult, error) {
+		if in.Kind == activities.KindReminder && h.now().Before(outageEnds) {
+			return activities.SendEmailResult{}, errors.New("resend: 503 service unavailable")
+		}
+		return activities.SendEmailResult{Status: workflows.DeliverySent}, nil
+	}
+	h.create()
+	sentAfter := reminder.Add(time.Minute).Sub(t0)
+	acc := h.update(sentAfter, workflows.UpdateAccept, accept(1))
+	h.run(newInput())
+
+	require.Empty(t, h.marks, "the reminder was delivered once the outage ended")
+	acc.succeeded(t)
+	waited := acc.doneAt.Sub(t0.Add(sentAfter))
+	assert.Less(t, waited, 20*time.Second, "the accept waited %v for the reminder email's retries", waited)
+	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+}
+
+func resultOrNil(h *harness) any {
+	var st workflows.State
+	if err := h.env.GetWorkflowResult(&st); err != nil {
+		return err
+	}
+	return st
+}
+
+func statuses(calls []call[activities.CloseInput]) []string {
+	out := make([]string, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, c.In.Status)
+	}
+	return out
+}
+
+func assertDistinctKeys(t *testing.T, calls []call[activities.SendEmailInput]) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, c := range calls {
+		k := c.In.IdempotencyKey()
+		assert.False(t, seen[k], "two different emails share the idempotency key %s", k)
+		seen[k] = true
+	}
+}

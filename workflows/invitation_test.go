@@ -1,0 +1,472 @@
+package workflows_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/onboarding-service/onboarding/activities"
+	"github.com/onboarding-service/onboarding/workflows"
+)
+
+// Lifecycle tests: create, expiry and reminder, resend and renew, accept, decline and revoke.
+// The harness is in invitation_harness_test.go; races, continue-as-new and email failures are
+// in invitation_races_test.go.
+
+// ---- create ----
+
+func TestCreateSendsInviteAndPublishesState(t *testing.T) {
+	h := newHarness(t)
+	created := h.create()
+	var st workflows.State
+	h.at(time.Hour, func() { st = h.state() })
+	h.cancelAt(2 * time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	got := created.state(t)
+	assert.Equal(t, workflows.StatusPending, got.Status)
+	assert.Equal(t, 1, got.Generation)
+	assert.True(t, expiry.Equal(got.ExpiresAt), "create answered expiry %v", got.ExpiresAt)
+	assert.Equal(t, invitationID, got.InvitationID)
+
+	require.Len(t, h.creates, 1)
+	c := h.creates[0]
+	assert.True(t, t0.Equal(c.At))
+	assert.Equal(t, activities.CreateInvitationInput{
+		InvitationID: invID(), AccountID: uuid.MustParse(accountID), SubscriptionID: uuid.MustParse(subscriptionID),
+		Application: "analytics", Role: "editor", GroupIDs: []uuid.UUID{uuid.MustParse(groupID)},
+		Email: inviteeEmail, FirstName: "Jane", LastName: "Doe", Phone: "+44 20 7946 0000",
+		InviterName: "Alice Admin", InviterEmail: "alice@acme.example", ExpiresAt: c.In.ExpiresAt,
+	}, c.In)
+	assert.True(t, expiry.Equal(c.In.ExpiresAt), "recorded expiry %v", c.In.ExpiresAt)
+	assert.Nil(t, c.In.UserID, "a new person has no user id")
+
+	sent := h.emailsSent()
+	require.Len(t, sent, 1, "only the invite goes out in the first two hours: %v", kinds(sent))
+	assert.Equal(t, email(activities.KindInvite, 1, 1), sent[0].In)
+	assert.True(t, t0.Equal(sent[0].At), "invite sent at %v", sent[0].At)
+
+	assert.Equal(t, workflows.StatusPending, st.Status)
+	assert.Equal(t, 1, st.Generation)
+	assert.Equal(t, 1, st.Sends)
+	assert.True(t, st.InviteSent)
+	assert.False(t, st.ReminderSent)
+	assert.Equal(t, workflows.Delivery{Status: workflows.DeliverySent}, st.Delivery)
+	assert.True(t, t0.Equal(st.LastSentAt))
+	assert.True(t, expiry.Equal(st.ExpiresAt))
+	assert.Contains(t, st.WaitingFor, "j…@example.com")
+	assert.Contains(t, st.WaitingFor, expiry.Format(time.RFC3339))
+	assert.Contains(t, st.WaitingFor, "Reminder due "+reminder.Format(time.RFC3339))
+	assert.NotContains(t, st.WaitingFor, inviteeEmail, "the address must not reach the UI summary")
+
+	assert.Equal(t, "pending", h.sa("InvitationStatus"))
+	assert.Equal(t, accountID, h.sa("AccountId"))
+	assert.Equal(t, subscriptionID, h.sa("SubscriptionId"))
+	assert.Equal(t, "analytics", h.sa("Application"))
+	assert.EqualValues(t, 1, h.sa("InvitationGeneration"))
+	assert.Equal(t, "sent", h.sa("DeliveryStatus"))
+
+	assert.Empty(t, h.closed())
+	assert.Empty(t, h.provisioned())
+	assert.Empty(t, h.discards)
+}
+
+func TestCreateForExistingUserPassesUserID(t *testing.T) {
+	h := newHarness(t)
+	in := newInput()
+	in.UserID = existingUserID
+	created := h.create()
+	h.cancelAt(time.Hour)
+	h.run(in)
+	h.requireCancelled()
+
+	created.state(t)
+	require.Len(t, h.creates, 1)
+	require.NotNil(t, h.creates[0].In.UserID)
+	assert.Equal(t, uuid.MustParse(existingUserID), *h.creates[0].In.UserID)
+}
+
+func TestCreateRejectedByBusinessError(t *testing.T) {
+	for _, tc := range []struct {
+		typ     string
+		details []any
+	}{
+		{workflows.ErrSeatsExhausted, nil},
+		{workflows.ErrDuplicateInvitation, []any{existingInviteID}},
+		{workflows.ErrAlreadyMember, nil},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			h := newHarness(t)
+			h.createErr = func(int32) error {
+				return temporal.NewNonRetryableApplicationError("refused by the store", tc.typ, nil, tc.details...)
+			}
+			created := h.create()
+			h.run(newInput())
+
+			appErr := created.failed(t, tc.typ)
+			if tc.typ == workflows.ErrDuplicateInvitation {
+				var existing string
+				require.NoError(t, appErr.Details(&existing))
+				assert.Equal(t, existingInviteID, existing, "the API needs the existing invitation's id")
+			}
+			st := h.result()
+			assert.Equal(t, workflows.StatusRejected, st.Status)
+			assert.Len(t, h.creates, 1, "a business error is not retried")
+			assert.Empty(t, h.emailsSent(), "a rejected invitation sends no email")
+			assert.Empty(t, h.discards, "nothing to undo after a business error")
+			assert.Empty(t, h.closed())
+			assert.Equal(t, "rejected", h.sa("InvitationStatus"))
+			assert.True(t, t0.Equal(h.now()), "the workflow ends at once, not after the create wait (ended %v)", h.now())
+		})
+	}
+}
+
+func TestCreateThatCannotBeRecordedIsUndone(t *testing.T) {
+	h := newHarness(t)
+	h.createErr = func(int32) error { return errors.New("connection refused") }
+	created := h.create()
+	h.run(newInput())
+
+	created.failed(t, "unavailable")
+	assert.Equal(t, workflows.StatusRejected, h.result().Status)
+	assert.Greater(t, len(h.creates), 1, "a transient failure is retried")
+	for _, c := range h.creates {
+		assert.LessOrEqual(t, c.At.Sub(t0), 20*time.Second, "the create is bounded to 20 s")
+	}
+	require.Len(t, h.discards, 1, "a create that may have committed is undone")
+	assert.Equal(t, invID(), h.discards[0].In)
+	assert.Empty(t, h.emailsSent())
+}
+
+func TestCreateValidation(t *testing.T) {
+	h := newHarness(t)
+	in := newInput()
+	in.GroupIDs = []string{"not-a-uuid"}
+	created := h.create()
+	h.run(in)
+
+	created.rejected(t, workflows.ErrValidation)
+	assert.Empty(t, h.creates)
+	assert.Equal(t, workflows.StatusRejected, h.result().Status)
+}
+
+func TestSecondCreateIsInvalidState(t *testing.T) {
+	h := newHarness(t)
+	first := h.create()
+	second := h.update(time.Minute, workflows.UpdateCreate)
+	h.cancelAt(time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	first.state(t)
+	second.rejected(t, workflows.ErrInvalidState)
+	assert.Len(t, h.creates, 1)
+	assert.Len(t, h.emailsSent(), 1)
+}
+
+func TestGivesUpWithoutCreate(t *testing.T) {
+	h := newHarness(t)
+	h.run(newInput())
+
+	st := h.result()
+	assert.Equal(t, workflows.StatusRejected, st.Status)
+	assert.Equal(t, time.Minute, h.now().Sub(t0), "gives up after exactly the create wait")
+	assert.Empty(t, h.creates)
+	assert.Empty(t, h.emailsSent())
+	assert.Equal(t, "rejected", h.sa("InvitationStatus"))
+}
+
+// ---- expiry and reminder ----
+
+func TestExpiresAfterTTLWithReminder(t *testing.T) {
+	h := newHarness(t)
+	h.create()
+	var before, after, expired workflows.State
+	h.at(reminder.Sub(t0)-time.Second, func() { before = h.state() })
+	h.at(reminder.Sub(t0)+time.Second, func() { after = h.state() })
+	h.at(settings.TTL+72*time.Hour, func() {
+		expired = h.state()
+		assert.False(t, h.env.IsWorkflowCompleted(), "an expired invitation waits for renew or revoke")
+		assert.Equal(t, "expired", h.sa("InvitationStatus"))
+	})
+	h.cancelAt(settings.TTL + 73*time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	sent := h.emailsSent()
+	require.Equal(t, []string{"invite", "reminder"}, kinds(sent))
+	assert.True(t, t0.Equal(sent[0].At))
+	assert.Equal(t, email(activities.KindReminder, 1, 1), sent[1].In)
+	assert.True(t, reminder.Equal(sent[1].At), "reminder at %v, want expiry-48h = %v", sent[1].At, reminder)
+
+	closes := h.closed()
+	require.Len(t, closes, 1)
+	assert.Equal(t, invID(), closes[0].In.InvitationID)
+	assert.Equal(t, 1, closes[0].In.Generation)
+	assert.Equal(t, string(workflows.StatusExpired), closes[0].In.Status)
+	assert.True(t, expiry.Equal(closes[0].At), "expired at %v, want creation+TTL = %v", closes[0].At, expiry)
+
+	assert.False(t, before.ReminderSent)
+	assert.True(t, after.ReminderSent)
+	assert.Equal(t, workflows.StatusPending, after.Status)
+	assert.Equal(t, workflows.StatusExpired, expired.Status)
+	assert.Equal(t, 1, expired.Generation)
+	assert.Contains(t, expired.WaitingFor, "renew or revoke")
+}
+
+func TestNoReminderWhenReminderBeforeIsZero(t *testing.T) {
+	h := newHarness(t)
+	in := newInput()
+	in.Settings.ReminderBefore = 0
+	h.create()
+	var st workflows.State
+	h.at(time.Hour, func() { st = h.state() })
+	h.cancelAt(settings.TTL + time.Hour)
+	h.run(in)
+	h.requireCancelled()
+
+	assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()))
+	assert.NotContains(t, st.WaitingFor, "Reminder")
+	closes := h.closed()
+	require.Len(t, closes, 1)
+	assert.True(t, expiry.Equal(closes[0].At))
+	assert.Equal(t, "expired", closes[0].In.Status)
+}
+
+// ---- resend and renew ----
+
+func TestResendRateLimitedThenSameLink(t *testing.T) {
+	h := newHarness(t)
+	h.create()
+	early := h.update(20*time.Second, workflows.UpdateResend)
+	resent := h.update(90*time.Second, workflows.UpdateResend)
+	again := h.update(100*time.Second, workflows.UpdateResend)
+	h.cancelAt(settings.TTL + time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	var details workflows.RateLimitDetails
+	require.NoError(t, early.rejected(t, workflows.ErrRateLimited).Details(&details))
+	assert.Equal(t, 40*time.Second, details.RetryAfter, "retry after the rest of the 60 s interval")
+	require.NoError(t, again.rejected(t, workflows.ErrRateLimited).Details(&details))
+	assert.Equal(t, 50*time.Second, details.RetryAfter)
+
+	st := resent.state(t)
+	assert.Equal(t, 2, st.Sends)
+	assert.Equal(t, 1, st.Generation, "a resend keeps the link")
+	assert.True(t, t0.Add(90*time.Second).Equal(st.LastSentAt))
+	assert.True(t, expiry.Equal(st.ExpiresAt), "a resend does not move the expiry")
+
+	sent := h.emailsSent()
+	require.Equal(t, []string{"invite", "invite", "reminder"}, kinds(sent))
+	assert.Equal(t, email(activities.KindInvite, 1, 2), sent[1].In, "same generation (same link), next send number")
+	assert.True(t, t0.Add(90*time.Second).Equal(sent[1].At))
+	assert.True(t, reminder.Equal(sent[2].At))
+	closes := h.closed()
+	require.Len(t, closes, 1)
+	assert.True(t, expiry.Equal(closes[0].At), "the expiry timer is unchanged by the resend (expired %v)", closes[0].At)
+}
+
+func TestResendAndRenewRefusedInWrongState(t *testing.T) {
+	h := newHarness(t)
+	h.create()
+	renewPending := h.update(time.Hour, workflows.UpdateRenew)
+	resendExpired := h.update(settings.TTL+time.Hour, workflows.UpdateResend)
+	h.cancelAt(settings.TTL + 2*time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	renewPending.rejected(t, workflows.ErrInvalidState)
+	resendExpired.rejected(t, workflows.ErrInvalidState)
+	assert.Empty(t, h.renews)
+	assert.Equal(t, []string{"invite", "reminder"}, kinds(h.emailsSent()))
+}
+
+func TestRenewRejectedWhenSeatsExhausted(t *testing.T) {
+	h := newHarness(t)
+	h.renewErr = temporal.NewNonRetryableApplicationError("no seat left", workflows.ErrSeatsExhausted, nil)
+	h.create()
+	renewed := h.update(settings.TTL+time.Hour, workflows.UpdateRenew)
+	var st workflows.State
+	h.at(settings.TTL+2*time.Hour, func() { st = h.state() })
+	h.cancelAt(settings.TTL + 3*time.Hour)
+	h.run(newInput())
+	h.requireCancelled() // not continued as new
+
+	renewed.failed(t, workflows.ErrSeatsExhausted)
+	require.Len(t, h.renews, 1, "a business error is not retried")
+	assert.Equal(t, workflows.StatusExpired, st.Status)
+	assert.Equal(t, 1, st.Generation)
+	assert.Equal(t, []string{"invite", "reminder"}, kinds(h.emailsSent()))
+}
+
+// ---- accept, decline, revoke ----
+
+func TestAcceptProvisionsUserAndCompletes(t *testing.T) {
+	h := newHarness(t)
+	h.create()
+	accepted := h.update(3*time.Hour, workflows.UpdateAccept, accept(1))
+	h.run(newInput())
+
+	v := accepted.succeeded(t)
+	res, ok := v.(workflows.AcceptResult)
+	require.True(t, ok, "accept answered %T", v)
+	assert.Equal(t, provisionedUserID, res.UserID)
+
+	prov := h.provisioned()
+	require.Len(t, prov, 1)
+	assert.Equal(t, activities.ProvisionInput{InvitationID: invID(), Generation: 1, PasswordHash: passwordHash}, prov[0].In)
+
+	st := h.result()
+	assert.Equal(t, workflows.StatusAccepted, st.Status)
+	assert.Equal(t, provisionedUserID, st.UserID)
+	sent := h.emailsSent()
+	require.Equal(t, []string{"invite", "welcome"}, kinds(sent))
+	assert.Equal(t, email(activities.KindWelcome, 1, 1), sent[1].In)
+	assert.Empty(t, h.closed(), "an accepted invitation is not closed as expired, revoked or declined")
+	assert.Equal(t, "accepted", h.sa("InvitationStatus"))
+}
+
+func TestAcceptRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   time.Duration
+		gen  int
+		typ  string
+	}{
+		{"wrong generation", time.Hour, 2, workflows.ErrInvitationExpired},
+		{"generation 0", time.Hour, 0, workflows.ErrInvitationExpired},
+		{"after expiry", settings.TTL + time.Hour, 1, workflows.ErrInvitationExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.create()
+			acc := h.update(tc.at, workflows.UpdateAccept, accept(tc.gen))
+			var st workflows.State
+			h.at(tc.at+time.Minute, func() { st = h.state() })
+			h.cancelAt(tc.at + 2*time.Minute)
+			h.run(newInput())
+			h.requireCancelled()
+
+			acc.rejected(t, tc.typ)
+			assert.Empty(t, h.provisioned())
+			assert.NotEqual(t, workflows.StatusAccepted, st.Status)
+		})
+	}
+}
+
+func TestAcceptFailsWithProvisioningBusinessError(t *testing.T) {
+	h := newHarness(t)
+	h.provisionErr = temporal.NewNonRetryableApplicationError("no seat left", workflows.ErrSeatsExhausted, nil)
+	h.create()
+	acc := h.update(time.Hour, workflows.UpdateAccept, accept(1))
+	var st workflows.State
+	h.at(time.Hour+time.Minute, func() { st = h.state() })
+	h.cancelAt(2 * time.Hour)
+	h.run(newInput())
+	h.requireCancelled()
+
+	acc.failed(t, workflows.ErrSeatsExhausted)
+	assert.Len(t, h.provisioned(), 1, "a business error is not retried")
+	assert.Equal(t, workflows.StatusPending, st.Status, "the invitation stays pending")
+	assert.Empty(t, st.UserID)
+	assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()), "no welcome email")
+}
+
+func TestAcceptAfterAcceptIsInvalidState(t *testing.T) {
+	h := newHarness(t)
+	h.emailDelay = map[string]time.Duration{activities.KindWelcome: 10 * time.Second}
+	h.create()
+	first := h.update(time.Hour, workflows.UpdateAccept, accept(1))
+	// The welcome email is still being sent: the workflow is open and accepted.
+	second := h.update(time.Hour+5*time.Second, workflows.UpdateAccept, accept(1))
+	h.run(newInput())
+
+	first.succeeded(t)
+	second.rejected(t, workflows.ErrInvalidState)
+	assert.Len(t, h.provisioned(), 1)
+	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+}
+
+func TestDeclineClosesAndCompletes(t *testing.T) {
+	h := newHarness(t)
+	h.create()
+	declined := h.update(2*time.Hour, workflows.UpdateDecline, workflows.DeclineRequest{Generation: 1})
+	h.run(newInput())
+
+	assert.Equal(t, workflows.StatusDeclined, declined.state(t).Status)
+	closes := h.closed()
+	require.Len(t, closes, 1)
+	assert.Equal(t, "declined", closes[0].In.Status)
+	assert.Equal(t, 1, closes[0].In.Generation)
+	assert.True(t, t0.Add(2*time.Hour).Equal(closes[0].At))
+	assert.Equal(t, workflows.StatusDeclined, h.result().Status)
+	assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()))
+	assert.Empty(t, h.provisioned())
+	assert.Equal(t, "declined", h.sa("InvitationStatus"))
+}
+
+func TestDeclineAfterRevokeIsInvalidState(t *testing.T) {
+	h := newHarness(t)
+	h.closeDelay = 5 * time.Second // the revoke is still recording when the decline arrives
+	h.create()
+	revoked := h.update(time.Hour, workflows.UpdateRevoke, workflows.RevokeRequest{By: "portal-admin"})
+	declined := h.update(time.Hour+time.Second, workflows.UpdateDecline, workflows.DeclineRequest{Generation: 1})
+	h.run(newInput())
+
+	assert.Equal(t, workflows.StatusRevoked, revoked.state(t).Status)
+	declined.failed(t, workflows.ErrInvalidState)
+	closes := h.closed()
+	require.Len(t, closes, 1, "only the revoke is recorded")
+	assert.Equal(t, "revoked", closes[0].In.Status)
+	assert.Equal(t, workflows.StatusRevoked, h.result().Status)
+}
+
+func TestRevokePending(t *testing.T) {
+	h := newHarness(t)
+	h.create()
+	revoked := h.update(time.Hour, workflows.UpdateRevoke, workflows.RevokeRequest{By: "portal-admin"})
+	h.run(newInput())
+
+	assert.Equal(t, workflows.StatusRevoked, revoked.state(t).Status)
+	closes := h.closed()
+	require.Len(t, closes, 1)
+	assert.Equal(t, activities.CloseInput{InvitationID: invID(), Generation: 1, Status: "revoked", Detail: "revoked by portal-admin"}, closes[0].In)
+	assert.True(t, t0.Add(time.Hour).Equal(closes[0].At))
+	assert.Equal(t, workflows.StatusRevoked, h.result().Status)
+	assert.True(t, t0.Add(time.Hour).Equal(h.now()), "completes at once, without waiting for the expiry")
+	assert.Equal(t, "revoked", h.sa("InvitationStatus"))
+}
+
+func TestRevokeAfterExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.create()
+	revoked := h.update(settings.TTL+24*time.Hour, workflows.UpdateRevoke, workflows.RevokeRequest{})
+	h.run(newInput())
+
+	assert.Equal(t, workflows.StatusRevoked, revoked.state(t).Status)
+	closes := h.closed()
+	require.Len(t, closes, 2)
+	assert.Equal(t, "expired", closes[0].In.Status)
+	assert.Equal(t, activities.CloseInput{InvitationID: invID(), Generation: 1, Status: "revoked", Detail: "revoked"}, closes[1].In)
+	assert.Equal(t, workflows.StatusRevoked, h.result().Status)
+}
+
+func TestRevokeAfterAcceptIsInvalidState(t *testing.T) {
+	h := newHarness(t)
+	h.emailDelay = map[string]time.Duration{activities.KindWelcome: 10 * time.Second}
+	h.create()
+	h.update(time.Hour, workflows.UpdateAccept, accept(1))
+	revoked := h.update(time.Hour+5*time.Second, workflows.UpdateRevoke, workflows.RevokeRequest{By: "portal-admin"})
+	h.run(newInput())
+
+	revoked.rejected(t, workflows.ErrInvalidState)
+	assert.Empty(t, h.closed())
+	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+}
