@@ -16,8 +16,10 @@ BIN := $(CURDIR)/.bin
 # with go install.
 TEMPORAL_CLI_VERSION := v1.5.1
 TEMPORAL_CLI := $(BIN)/temporal
+WORKFLOWCHECK_VERSION := v0.6.0
+WORKFLOWCHECK := $(BIN)/workflowcheck
 
-.PHONY: run test bench build temporal-cli postgres deps clean
+.PHONY: run test bench build temporal-cli workflowcheck postgres deps clean
 
 deps: postgres temporal-cli
 
@@ -29,15 +31,19 @@ temporal-cli:
 	test -x $(TEMPORAL_CLI) || GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
 # Built, then run, rather than `go run`: go run exits 1 on Ctrl-C even when the program stops cleanly.
+# Temporal's determinism checker for workflow code (map iteration, wall-clock time, goroutines...).
+workflowcheck:
+	test -x $(WORKFLOWCHECK) || GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+
 run: deps
 	$(GO) build -o $(BIN)/onboarding-dev ./internal/devstack/cmd/onboarding-dev
 	$(BIN)/onboarding-dev
 
 # Tests start their own Temporal dev servers on free ports and use their own databases, so they
 # never meet a running `make run`.
-test: deps
+test: deps workflowcheck
 	$(GO) vet ./...
-# Static checks and fuzzing (workflowcheck, go test -fuzz) go here, before the test run.
+	$(WORKFLOWCHECK) ./workflows/...
 	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 40m ./...
 
 bench: deps

@@ -23,7 +23,7 @@ type Store interface {
 	ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (uuid.UUID, error)
 	DiscardInvitation(ctx context.Context, id uuid.UUID) error
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
-	BeginEmail(ctx context.Context, e store.Email) (store.Email, error)
+	BeginEmail(ctx context.Context, e store.Email, inviteSeq int) (store.Email, error)
 	FinishEmail(ctx context.Context, key, status, providerID, errMsg string) error
 }
 

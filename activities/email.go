@@ -67,9 +67,12 @@ func (in SendEmailInput) IdempotencyKey() string {
 
 // SendEmailResult reports the delivery.
 type SendEmailResult struct {
-	Status string // sent or failed
+	Status string // sent, failed or skipped
 	Error  string
 }
+
+// StatusSkipped says an email was not sent because the invitation moved on meanwhile.
+const StatusSkipped = "skipped"
 
 // emailData is what the templates see. html/template escapes every value.
 type emailData struct {
@@ -91,14 +94,22 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	if err != nil {
 		return SendEmailResult{}, businessError(err)
 	}
+	if in.Kind != KindWelcome && (inv.Status != "pending" || inv.Generation != in.Generation) {
+		// Revoked, declined, accepted or renewed meanwhile: the link in this email is dead.
+		return SendEmailResult{Status: StatusSkipped}, nil
+	}
 	msg, err := a.render(inv, in)
 	if err != nil {
 		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "template_error", err)
 	}
+	inviteSeq := 0
+	if in.Kind == KindInvite {
+		inviteSeq = in.Seq
+	}
 	stored, err := a.Store.BeginEmail(ctx, store.Email{
 		IdempotencyKey: key, InvitationID: inv.ID, Kind: in.Kind, Recipient: msg.To,
 		Subject: msg.Subject, HTML: msg.HTML, Text: msg.Text,
-	})
+	}, inviteSeq)
 	if err != nil {
 		return SendEmailResult{}, err
 	}

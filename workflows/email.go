@@ -80,6 +80,9 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 			workflow.GetLogger(ctx).Error("email failure not recorded", "error", merr)
 		}
 	}
+	if res.Status == activities.StatusSkipped {
+		return
+	}
 	w.st.Delivery = Delivery{Status: res.Status, Error: res.Error}
 	w.publish(ctx)
 }

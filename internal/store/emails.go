@@ -23,13 +23,21 @@ type Email struct {
 }
 
 // BeginEmail records an email as queued, unless one with its key exists; it returns the stored
-// row either way, so a retried send learns whether the first attempt already got through.
-func (s *Store) BeginEmail(ctx context.Context, e Email) (Email, error) {
-	_, err := s.Pool.Exec(ctx, `
-		insert into emails (idempotency_key, invitation_id, kind, recipient, subject, html, text, status)
-		values ($1, $2, $3, $4, $5, $6, $7, 'queued')
-		on conflict (idempotency_key) do nothing`,
-		e.IdempotencyKey, e.InvitationID, e.Kind, e.Recipient, e.Subject, e.HTML, e.Text)
+// row either way, so a retried send learns whether the first attempt already got through. For
+// the invite's n-th send it also brings the invitation's send count up to n.
+func (s *Store) BeginEmail(ctx context.Context, e Email, inviteSeq int) (Email, error) {
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			insert into emails (idempotency_key, invitation_id, kind, recipient, subject, html, text, status)
+			values ($1, $2, $3, $4, $5, $6, $7, 'queued')
+			on conflict (idempotency_key) do nothing`,
+			e.IdempotencyKey, e.InvitationID, e.Kind, e.Recipient, e.Subject, e.HTML, e.Text)
+		if err != nil || inviteSeq == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `update invitations set sends = greatest(sends, $2) where id = $1`, e.InvitationID, inviteSeq)
+		return err
+	})
 	if err != nil {
 		return Email{}, err
 	}

@@ -50,7 +50,7 @@ const invitationColumns = `
 	i.id, i.account_id, a.name, i.subscription_id, s.name, i.application, i.role, i.group_ids,
 	i.user_id, i.email, i.first_name, i.last_name, i.phone, i.inviter_name, i.inviter_email,
 	i.status, i.generation, i.expires_at,
-	(select count(*) from emails e where e.invitation_id = i.id and e.kind = 'invite')::int,
+	i.sends,
 	i.created_at, i.updated_at,
 	coalesce((select e.status from emails e where e.invitation_id = i.id order by e.created_at desc limit 1), ''),
 	coalesce((select e.error from emails e where e.invitation_id = i.id order by e.created_at desc limit 1), '')`

@@ -71,13 +71,15 @@ func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) error {
 		if err := reserveSeat(ctx, tx, n.SubscriptionID); err != nil {
 			return err
 		}
+		// sends starts at 1: the workflow emails the invite right after, and the portal's 201
+		// should already say so.
 		if n.GroupIDs == nil {
 			n.GroupIDs = []uuid.UUID{}
 		}
 		_, err = tx.Exec(ctx, `
 			insert into invitations (id, account_id, subscription_id, application, role, group_ids, user_id,
-				email, first_name, last_name, phone, inviter_name, inviter_email, status, generation, expires_at)
-			values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'pending',1,$14)`,
+				email, first_name, last_name, phone, inviter_name, inviter_email, status, generation, expires_at, sends)
+			values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'pending',1,$14,1)`,
 			n.ID, n.AccountID, n.SubscriptionID, n.Application, n.Role, n.GroupIDs, n.UserID,
 			n.Email, n.FirstName, n.LastName, n.Phone, n.InviterName, n.InviterEmail, n.ExpiresAt)
 		if constraintOf(err) == "invitations_one_pending" {
@@ -198,7 +200,7 @@ func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation in
 		if err := reserveSeat(ctx, tx, inv.subscriptionID); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `update invitations set status = 'pending', generation = $2, expires_at = $3, updated_at = now() where id = $1`,
+		_, err = tx.Exec(ctx, `update invitations set status = 'pending', generation = $2, expires_at = $3, sends = sends + 1, updated_at = now() where id = $1`,
 			id, generation, expiresAt)
 		if constraintOf(err) == "invitations_one_pending" {
 			return duplicateOf(ctx, s, inv.accountID, inv.email)

@@ -85,6 +85,7 @@ create table invitations (
     inviter_email    text not null default '',
     status           text not null check (status in ('pending', 'accepted', 'expired', 'revoked', 'declined')),
     generation       integer not null default 1,
+    sends            integer not null default 0,   -- invite emails sent or being sent, all generations
     expires_at       timestamptz not null,
     created_at       timestamptz not null default now(),
     updated_at       timestamptz not null default now()   -- a pending invitation holds one reserved seat

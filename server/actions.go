@@ -1,0 +1,71 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/workflows"
+)
+
+// invitationActionKind is one of the portal's actions on an invitation.
+type invitationActionKind string
+
+const (
+	actionResend invitationActionKind = workflows.UpdateResend
+	actionRenew  invitationActionKind = workflows.UpdateRenew
+	actionRevoke invitationActionKind = workflows.UpdateRevoke
+)
+
+// invitationAction handles resend, renew and revoke: the workflow decides whether the action
+// fits (resend: pending; renew: expired; revoke: pending or expired) and answers with its
+// state; the API answers the invitation as it then is.
+func (s *Server) invitationAction(kind invitationActionKind) func(*gin.Context) error {
+	return func(c *gin.Context) error {
+		ctx := c.Request.Context()
+		inv, err := s.loadInvitation(c)
+		if err != nil {
+			return err
+		}
+		// A finished invitation never changes again, so its row answers without asking
+		// Temporal; any other row may lag the workflow, which then decides.
+		if workflows.Status(inv.Status).Terminal() {
+			return stateProblem(inv)
+		}
+		var arg any
+		if kind == actionRevoke {
+			tok, _ := apiToken(c)
+			arg = workflows.RevokeRequest{By: tok.Name}
+		}
+		var st workflows.State
+		err = s.updateInvitation(ctx, inv.ID, string(kind), arg, &st)
+		if errors.Is(err, errWorkflowClosed) {
+			// Finished between our read and the update: its row tells how.
+			if inv, err = s.store.GetInvitation(ctx, inv.ID); err != nil {
+				return err
+			}
+			return stateProblem(inv)
+		}
+		if err != nil {
+			return err
+		}
+		if inv, err = s.store.GetInvitation(ctx, inv.ID); err != nil {
+			return err
+		}
+		overlayState(&inv, st)
+		c.JSON(http.StatusOK, s.invitationView(inv))
+		return nil
+	}
+}
+
+// effectiveStatus is the status an invitee or admin should be told: a pending invitation
+// whose expiry has passed is expired, even in the moment before its workflow's timer records it.
+func effectiveStatus(inv store.Invitation, now time.Time) string {
+	if inv.Status == string(workflows.StatusPending) && !now.Before(inv.ExpiresAt) {
+		return string(workflows.StatusExpired)
+	}
+	return inv.Status
+}

@@ -1,0 +1,260 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/onboarding-service/onboarding/internal/store"
+)
+
+// Keys of the values middleware leaves in the gin context.
+const (
+	ctxRequestID   = "onboarding.request_id"
+	ctxProblemCode = "onboarding.problem_code"
+	ctxToken       = "onboarding.api_token"
+	ctxAccount     = "onboarding.account"
+)
+
+// requestID takes the caller's X-Request-ID when it is short and plain (so it cannot inject
+// anything into logs), or makes one, and echoes it: support quotes it to find the log line.
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !plainRequestID(id) {
+		id = uuid.NewString()
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+func plainRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// observe logs every request and records its metrics. It names the route by its template,
+// never by the raw URL: paths hold ids and the /invite query string holds an invite token.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	elapsed := time.Since(start)
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	s.metrics.observe(c.Request.Method, route, status, elapsed)
+
+	level := slog.LevelInfo
+	switch probe := route == "/healthz" || route == "/readyz" || route == "/metrics"; {
+	case probe && status < 400:
+		level = slog.LevelDebug // probes and scrapes would drown the log
+	case probe:
+		level = slog.LevelWarn // readyz names the failing dependency; every probe need not page
+	case status >= 500:
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("method", c.Request.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.Int("bytes", max(c.Writer.Size(), 0)),
+		slog.String("request_id", c.GetString(ctxRequestID)),
+	}
+	if code := c.GetString(ctxProblemCode); code != "" {
+		attrs = append(attrs, slog.String("code", code))
+	}
+	s.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+}
+
+// recoverPanics answers a 500 problem when a handler panics. Validation is meant to make
+// this unreachable; if it is reached, the stack is logged so the hole can be closed.
+func (s *Server) recoverPanics(c *gin.Context) {
+	defer func() {
+		rec := recover()
+		if rec == nil {
+			return
+		}
+		if rec == http.ErrAbortHandler { //nolint:errorlint // a sentinel, compared as net/http does
+			panic(rec) // net/http's way to abort a response; let it do so
+		}
+		s.log.Error("panic in handler", "route", c.FullPath(), "request_id", c.GetString(ctxRequestID),
+			"panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+		if !c.Writer.Written() {
+			writeProblem(c, internal(fmt.Errorf("panic: %v", rec)))
+		}
+		c.Abort()
+	}()
+	c.Next()
+}
+
+// limitBody caps request bodies at 1 MiB: an announced larger body is refused at once, and
+// a chunked one fails while it is read (readBody maps that to 413).
+func limitBody(c *gin.Context) {
+	if c.Request.ContentLength > maxBodyBytes {
+		writeProblem(c, newProblem(codePayloadTooLarge, "The request body must be at most %d bytes.", maxBodyBytes))
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+	c.Next()
+}
+
+// renderErrors answers the error a handler returned.
+func (s *Server) renderErrors(c *gin.Context) {
+	c.Next()
+	if len(c.Errors) == 0 || c.Writer.Written() {
+		return
+	}
+	s.fail(c, c.Errors.Last().Err)
+}
+
+// fail answers err as a problem, logging the cause of a 5xx.
+func (s *Server) fail(c *gin.Context, err error) {
+	p := classify(err)
+	if p.Status >= 500 {
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) {
+			level = slog.LevelInfo // the client went away; nothing is wrong here
+		}
+		s.log.Log(c.Request.Context(), level, "request failed", "route", c.FullPath(),
+			"request_id", c.GetString(ctxRequestID), "code", p.Code, "error", errString(p.cause))
+	}
+	writeProblem(c, p)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// classify turns any error into a problem: problems stay as they are, failures to reach a
+// dependency become 503 unavailable, and the rest 500 internal.
+func classify(err error) *problem {
+	var p *problem
+	if errors.As(err, &p) {
+		return p
+	}
+	if transient(err) {
+		return unavailable(err)
+	}
+	return internal(err)
+}
+
+// transient reports whether err means a dependency was unreachable, slow or overloaded, so
+// the same request may well succeed shortly.
+func transient(err error) bool {
+	var (
+		netErr      net.Error
+		connectErr  *pgconn.ConnectError
+		unavailable *serviceerror.Unavailable
+		deadline    *serviceerror.DeadlineExceeded
+		exhausted   *serviceerror.ResourceExhausted
+		canceled    *serviceerror.Canceled
+	)
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.As(err, &exhausted) || errors.As(err, &canceled)
+}
+
+// authenticate requires a known, unrevoked API token: `Authorization: Bearer <token>`.
+func (s *Server) authenticate(c *gin.Context) {
+	token, ok := bearerToken(c.GetHeader("Authorization"))
+	if !ok {
+		writeProblem(c, newProblem(codeUnauthorized, "Send an API token in the Authorization header: Bearer <token>."))
+		return
+	}
+	t, err := s.store.LookupAPIToken(c.Request.Context(), token)
+	if errors.Is(err, store.ErrNotFound) {
+		c.Header("WWW-Authenticate", `Bearer realm="onboarding", error="invalid_token"`)
+		writeProblem(c, newProblem(codeUnauthorized, "The API token is unknown or revoked."))
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(ctxToken, t)
+	c.Next()
+}
+
+// bearerToken extracts the token of an RFC 6750 Authorization header. Tokens are bounded
+// and limited to the b64token characters before anything looks them up.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	if token == "" || len(token) > 512 {
+		return "", false
+	}
+	for _, r := range token {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~+/=", r)) {
+			return "", false
+		}
+	}
+	return token, true
+}
+
+// loadAccount resolves the :account_id of the path: 404 for a malformed or unknown id, 403
+// when the token is scoped to another account (checked first, so a scoped token cannot
+// probe which accounts exist).
+func (s *Server) loadAccount(c *gin.Context) {
+	id, ok := parseID(c.Param("account_id"))
+	if !ok {
+		writeProblem(c, notFound("account"))
+		return
+	}
+	if tok, ok := apiToken(c); !ok || !tok.Allows(id) {
+		writeProblem(c, newProblem(codeForbidden, "This API token is not allowed to act on this account."))
+		return
+	}
+	acc, err := s.store.GetAccount(c.Request.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(c, notFound("account"))
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(ctxAccount, acc)
+	c.Next()
+}
+
+// apiToken is the caller's token, set by authenticate. Callers must treat a missing token
+// as "not allowed": its zero value would otherwise read as an unscoped token.
+func apiToken(c *gin.Context) (store.APIToken, bool) {
+	t, _ := c.Get(ctxToken)
+	tok, ok := t.(store.APIToken)
+	return tok, ok
+}
+
+// account is the path's account, set by loadAccount.
+func account(c *gin.Context) store.Account {
+	a, _ := c.Get(ctxAccount)
+	acc, _ := a.(store.Account)
+	return acc
+}

@@ -1,0 +1,174 @@
+// Package server is the HTTP API in front of the invitation workflows: it validates and
+// authorises requests, talks to Temporal for everything that changes an invitation, and reads
+// Postgres for everything else. It never decides an invitation's fate; the workflow does.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+
+	"github.com/onboarding-service/onboarding/internal/config"
+	"github.com/onboarding-service/onboarding/internal/invitetoken"
+	"github.com/onboarding-service/onboarding/internal/password"
+	"github.com/onboarding-service/onboarding/internal/store"
+)
+
+// Deps are what the API needs from the process that runs it.
+type Deps struct {
+	Config   config.Config
+	Store    *store.Store
+	Temporal client.Client
+	Signer   *invitetoken.Signer
+	Hasher   *password.Hasher
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+}
+
+// storage is the part of *store.Store the handlers use; tests substitute a fake.
+type storage interface {
+	Ping(ctx context.Context) error
+	LookupAPIToken(ctx context.Context, token string) (store.APIToken, error)
+	CreateAccount(ctx context.Context, name string) (store.Account, error)
+	GetAccount(ctx context.Context, id uuid.UUID) (store.Account, error)
+	CreateSubscription(ctx context.Context, accountID uuid.UUID, application, name string, seats int, roles []string) (store.Subscription, error)
+	GetSubscription(ctx context.Context, accountID, id uuid.UUID) (store.Subscription, error)
+	CreateGroup(ctx context.Context, accountID uuid.UUID, name string) (store.Group, error)
+	GroupsNotInAccount(ctx context.Context, accountID uuid.UUID, ids []uuid.UUID) ([]uuid.UUID, error)
+	GetUser(ctx context.Context, id uuid.UUID) (store.User, error)
+	UserExistsWithEmail(ctx context.Context, email string) (bool, error)
+	IsActiveMember(ctx context.Context, accountID uuid.UUID, userID *uuid.UUID, email string) (bool, error)
+	PendingInvitationID(ctx context.Context, accountID uuid.UUID, email string) (uuid.UUID, error)
+	ClaimIdempotencyKey(ctx context.Context, accountID uuid.UUID, key string, requestHash []byte, proposedInvitationID uuid.UUID) (uuid.UUID, bool, error)
+	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
+	InvitationEvents(ctx context.Context, id uuid.UUID) ([]store.Event, error)
+	ListInvitations(ctx context.Context, accountID uuid.UUID, status, email string, limit int, cursor *store.Cursor) ([]store.Invitation, *store.Cursor, error)
+	ListAccountUsers(ctx context.Context, accountID uuid.UUID) ([]store.AccountUser, error)
+}
+
+// Timeouts of the calls a request makes to its dependencies.
+const (
+	// temporalTimeout bounds an update, which waits for the workflow's activities (accept
+	// provisions the user): long enough for a slow database, short of the server's write timeout.
+	temporalTimeout = 20 * time.Second
+	// readyTimeout bounds each readiness check.
+	readyTimeout = 2 * time.Second
+)
+
+// Server holds the API's dependencies.
+type Server struct {
+	cfg      config.Config
+	store    storage
+	temporal client.Client
+	signer   *invitetoken.Signer
+	hasher   *password.Hasher
+	log      *slog.Logger
+	metrics  *httpMetrics
+	now      func() time.Time
+	engine   *gin.Engine
+}
+
+// New returns the API's HTTP handler.
+func New(d Deps) http.Handler {
+	var st storage
+	if d.Store != nil { // a nil *store.Store in the interface would hide that it is missing
+		st = d.Store
+	}
+	return newServer(d, st).engine
+}
+
+// newServer builds the server around any storage, so tests can use a fake.
+func newServer(d Deps, st storage) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:      d.Config,
+		store:    st,
+		temporal: d.Temporal,
+		signer:   d.Signer,
+		hasher:   d.Hasher,
+		log:      d.Logger,
+		metrics:  newHTTPMetrics(d.Registry),
+		now:      time.Now,
+	}
+	s.engine = s.routes(d.Registry)
+	return s
+}
+
+func init() {
+	// Debug mode prints every route at start and warns on stdout; the API logs through slog.
+	gin.SetMode(gin.ReleaseMode)
+}
+
+func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
+	r := gin.New()
+	// An API answers what it was asked: no redirects to a "fixed" path, and a wrong method is
+	// a 405 with Allow rather than a 404.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	// Route on the path as sent, so an encoded slash stays inside its segment: a path id
+	// "<uuid>%2Flink" is a malformed id (404), not the /link route.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
+	r.ContextWithFallback = true
+	_ = r.SetTrustedProxies(nil) // the client address is the peer's; headers are not trusted
+
+	r.Use(s.requestID, s.observe, s.recoverPanics, limitBody, s.renderErrors)
+	r.NoRoute(func(c *gin.Context) { writeProblem(c, newProblem(codeNotFound, "No route matches this path.")) })
+	r.NoMethod(func(c *gin.Context) {
+		writeProblem(c, newProblem(codeMethodNotAllowed, "This path allows %s.", c.Writer.Header().Get("Allow")))
+	})
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", metricsHandler(reg))
+	r.GET("/openapi.yaml", serveOpenAPI)
+
+	// The hosted acceptance page, authorised by the invite token.
+	r.GET("/invite", s.invitePage)
+	r.POST("/invite/accept", s.invitePageAccept)
+	r.POST("/invite/decline", s.invitePageDecline)
+
+	v1 := r.Group("/v1")
+	// Invitee routes: the invite token in the request authorises them.
+	v1.GET("/invitations/preview", handle(s.previewInvitation))
+	v1.POST("/invitations/accept", handle(s.acceptInvitation))
+	v1.POST("/invitations/decline", handle(s.declineInvitation))
+
+	api := v1.Group("", s.authenticate)
+	api.POST("/accounts", handle(s.createAccount))
+	acct := api.Group("/accounts/:account_id", s.loadAccount)
+	acct.POST("/subscriptions", handle(s.createSubscription))
+	acct.GET("/subscriptions/:subscription_id", handle(s.getSubscription))
+	acct.POST("/groups", handle(s.createGroup))
+	acct.GET("/users", handle(s.listUsers))
+	acct.POST("/invitations", handle(s.createInvitation))
+	acct.GET("/invitations", handle(s.listInvitations))
+	acct.GET("/invitations/:invitation_id", handle(s.getInvitation))
+	acct.GET("/invitations/:invitation_id/link", handle(s.invitationLink))
+	acct.POST("/invitations/:invitation_id/resend", handle(s.invitationAction(actionResend)))
+	acct.POST("/invitations/:invitation_id/renew", handle(s.invitationAction(actionRenew)))
+	acct.POST("/invitations/:invitation_id/revoke", handle(s.invitationAction(actionRevoke)))
+	return r
+}
+
+// handle adapts a handler that returns an error; renderErrors answers the error.
+func handle(h func(*gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			_ = c.Error(err)
+			c.Abort()
+		}
+	}
+}
