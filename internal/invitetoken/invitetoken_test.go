@@ -1,0 +1,87 @@
+package invitetoken
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+func TestSignVerifyRoundTrip(t *testing.T) {
+	s := NewSigner([]byte("a-secret-of-at-least-thirty-two-bytes"))
+	id := uuid.New()
+	for _, gen := range []int{1, 2, 7, 1 << 20} {
+		tok := s.Sign(id, gen)
+		gotID, gotGen, err := s.Verify(tok)
+		if err != nil || gotID != id || gotGen != gen {
+			t.Fatalf("Verify(Sign(%s, %d)) = %s, %d, %v", id, gen, gotID, gotGen, err)
+		}
+	}
+	if s.Sign(id, 1) != s.Sign(id, 1) {
+		t.Fatal("signing is not deterministic: a resend would change the link")
+	}
+	if s.Sign(id, 1) == s.Sign(id, 2) {
+		t.Fatal("a new generation kept the old link")
+	}
+}
+
+func TestVerifyRefusesBadTokens(t *testing.T) {
+	s := NewSigner([]byte("a-secret-of-at-least-thirty-two-bytes"))
+	other := NewSigner([]byte("another-deployment-secret-0123456789"))
+	good := s.Sign(uuid.New(), 1)
+	flipped := []byte(good)
+	if flipped[30] == 'A' {
+		flipped[30] = 'B'
+	} else {
+		flipped[30] = 'A'
+	}
+	for name, tok := range map[string]string{
+		"empty":            "",
+		"truncated":        good[:len(good)-1],
+		"extended":         good + "A",
+		"flipped":          string(flipped),
+		"other deployment": other.Sign(uuid.New(), 1),
+		"not base64":       strings.Repeat("*", len(good)),
+		"padding":          good[:len(good)-2] + "==",
+	} {
+		if _, _, err := s.Verify(tok); err != ErrInvalid {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestPreviousSecretStillVerifies(t *testing.T) {
+	old := []byte("the-secret-before-the-rotation-0001")
+	id := uuid.New()
+	tok := NewSigner(old).Sign(id, 3)
+	rotated := NewSigner([]byte("the-secret-after-the-rotation-00002"), old)
+	if gotID, gen, err := rotated.Verify(tok); err != nil || gotID != id || gen != 3 {
+		t.Fatalf("rotated signer: %s %d %v", gotID, gen, err)
+	}
+	if _, _, err := NewSigner([]byte("the-secret-after-the-rotation-00002")).Verify(tok); err != ErrInvalid {
+		t.Fatalf("without the previous secret: err = %v, want ErrInvalid", err)
+	}
+}
+
+func TestLinks(t *testing.T) {
+	s := NewSigner([]byte("a-secret-of-at-least-thirty-two-bytes"))
+	id := uuid.New()
+	l := Links{Signer: s, Template: "https://portal.example/join?t={token}&src=email"}
+	want := "https://portal.example/join?t=" + s.Sign(id, 2) + "&src=email"
+	if got := l.InviteURL(id, 2); got != want {
+		t.Fatalf("InviteURL = %q, want %q", got, want)
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	s := NewSigner([]byte("a-secret-of-at-least-thirty-two-bytes"))
+	f.Add(s.Sign(uuid.New(), 1))
+	f.Add("")
+	f.Add("AQ")
+	f.Fuzz(func(t *testing.T, tok string) {
+		id, gen, err := s.Verify(tok)
+		if err == nil && s.Sign(id, gen) != tok {
+			t.Fatalf("accepted %q, which is not the canonical token of %s/%d", tok, id, gen)
+		}
+	})
+}
