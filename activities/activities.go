@@ -12,15 +12,17 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/onboarding-service/onboarding/internal/metrics"
 	"github.com/onboarding-service/onboarding/internal/store"
 )
 
 // Store is the part of the Postgres store the activities use.
 type Store interface {
-	CreateInvitation(ctx context.Context, n store.NewInvitation) error
-	CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to, detail string) error
+	CreateInvitation(ctx context.Context, n store.NewInvitation) (bool, error)
+	CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to, detail string) (bool, error)
 	RenewInvitation(ctx context.Context, id uuid.UUID, generation int, expiresAt time.Time) error
-	ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (uuid.UUID, error)
+	ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (store.Provisioned, error)
+	AddEvent(ctx context.Context, invitationID uuid.UUID, typ, dedupeKey, detail string) error
 	DiscardInvitation(ctx context.Context, id uuid.UUID) error
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
 	BeginEmail(ctx context.Context, e store.Email, inviteSeq int) (store.Email, error)
@@ -47,6 +49,12 @@ type Activities struct {
 	From      string
 	PortalURL string
 	Logger    *slog.Logger
+	// Metrics records business metrics; nil records nothing.
+	Metrics *metrics.Business
+	// ProvisionDelay holds each provisioning transaction open this long before it commits. It
+	// is zero in service; fault-injection tests set it (PROVISION_DELAY) to kill a worker
+	// mid-provisioning.
+	ProvisionDelay time.Duration
 }
 
 // Error types of non-retryable activity failures beyond the workflow's business codes.
@@ -74,12 +82,19 @@ type CreateInvitationInput struct {
 
 // CreateInvitation records the invitation and holds its seat in one transaction.
 func (a *Activities) CreateInvitation(ctx context.Context, in CreateInvitationInput) error {
-	return businessError(a.Store.CreateInvitation(ctx, store.NewInvitation{
+	created, err := a.Store.CreateInvitation(ctx, store.NewInvitation{
 		ID: in.InvitationID, AccountID: in.AccountID, SubscriptionID: in.SubscriptionID,
 		Application: in.Application, Role: in.Role, GroupIDs: in.GroupIDs, UserID: in.UserID,
 		Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, Phone: in.Phone,
 		InviterName: in.InviterName, InviterEmail: in.InviterEmail, ExpiresAt: in.ExpiresAt,
-	}))
+	})
+	if created {
+		a.Metrics.InvitationCreated()
+	}
+	if errors.Is(err, store.ErrSeatsExhausted) {
+		a.Metrics.SeatRefused("create")
+	}
+	return businessError(err)
 }
 
 // DiscardInvitation removes what a create that the workflow gave up on may have left behind.
@@ -97,7 +112,11 @@ type CloseInput struct {
 
 // CloseInvitation records expiry, revocation or decline and releases a held seat.
 func (a *Activities) CloseInvitation(ctx context.Context, in CloseInput) error {
-	return businessError(a.Store.CloseInvitation(ctx, in.InvitationID, in.Generation, in.Status, in.Detail))
+	changed, err := a.Store.CloseInvitation(ctx, in.InvitationID, in.Generation, in.Status, in.Detail)
+	if changed {
+		a.Metrics.InvitationCompleted(in.Status)
+	}
+	return businessError(err)
 }
 
 // RenewInput starts a new generation of an expired invitation.
@@ -109,7 +128,11 @@ type RenewInput struct {
 
 // RenewInvitation reserves a seat again and records the new generation and expiry.
 func (a *Activities) RenewInvitation(ctx context.Context, in RenewInput) error {
-	return businessError(a.Store.RenewInvitation(ctx, in.InvitationID, in.Generation, in.ExpiresAt))
+	err := a.Store.RenewInvitation(ctx, in.InvitationID, in.Generation, in.ExpiresAt)
+	if errors.Is(err, store.ErrSeatsExhausted) {
+		a.Metrics.SeatRefused("renew")
+	}
+	return businessError(err)
 }
 
 // ProvisionInput accepts an invitation generation.
@@ -126,8 +149,36 @@ type ProvisionResult struct {
 
 // ProvisionUser creates or reuses the user, the membership and the seat.
 func (a *Activities) ProvisionUser(ctx context.Context, in ProvisionInput) (ProvisionResult, error) {
-	id, err := a.Store.ProvisionUser(ctx, in.InvitationID, in.Generation, in.PasswordHash)
-	return ProvisionResult{UserID: id}, businessError(err)
+	if a.ProvisionDelay > 0 {
+		select {
+		case <-time.After(a.ProvisionDelay):
+		case <-ctx.Done():
+			return ProvisionResult{}, ctx.Err()
+		}
+	}
+	start := time.Now()
+	p, err := a.Store.ProvisionUser(ctx, in.InvitationID, in.Generation, in.PasswordHash)
+	if err != nil {
+		return ProvisionResult{}, businessError(err)
+	}
+	if p.New {
+		a.Metrics.Accepted(p.FirstSentAt, time.Since(start))
+	}
+	return ProvisionResult{UserID: p.UserID}, nil
+}
+
+// RecordEventInput appends an entry to an invitation's story.
+type RecordEventInput struct {
+	InvitationID uuid.UUID
+	Type         string
+	Detail       string
+	// DedupeKey makes the event appear once however often the activity runs.
+	DedupeKey string
+}
+
+// RecordEvent appends an event to the invitation's story, once per dedupe key.
+func (a *Activities) RecordEvent(ctx context.Context, in RecordEventInput) error {
+	return a.Store.AddEvent(ctx, in.InvitationID, in.Type, in.DedupeKey, in.Detail)
 }
 
 // businessError turns the store's domain errors into non-retryable errors typed with the API's

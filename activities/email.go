@@ -22,7 +22,22 @@ const (
 	KindInvite   = "invite"
 	KindReminder = "reminder"
 	KindWelcome  = "welcome"
+	// KindRenewalRequest tells the inviter that the invitee asked, from an expired link, for a
+	// new invitation.
+	KindRenewalRequest = "renewal_request"
 )
+
+// stillDue says whether an email is still worth sending given the invitation's current row.
+func stillDue(inv store.Invitation, in SendEmailInput) bool {
+	switch in.Kind {
+	case KindWelcome:
+		return true
+	case KindRenewalRequest:
+		return inv.Status == "expired" && inv.Generation == in.Generation && inv.InviterEmail != ""
+	default:
+		return inv.Status == "pending" && inv.Generation == in.Generation
+	}
+}
 
 // Message is one rendered email.
 type Message struct {
@@ -76,6 +91,7 @@ const StatusSkipped = "skipped"
 
 // emailData is what the templates see. html/template escapes every value.
 type emailData struct {
+	Email       string
 	FirstName   string
 	LastName    string
 	InviterName string
@@ -94,8 +110,9 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	if err != nil {
 		return SendEmailResult{}, businessError(err)
 	}
-	if in.Kind != KindWelcome && (inv.Status != "pending" || inv.Generation != in.Generation) {
+	if !stillDue(inv, in) {
 		// Revoked, declined, accepted or renewed meanwhile: the link in this email is dead.
+		a.Metrics.Email(in.Kind, StatusSkipped)
 		return SendEmailResult{Status: StatusSkipped}, nil
 	}
 	msg, err := a.render(inv, in)
@@ -117,6 +134,14 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		return SendEmailResult{Status: stored.Status, Error: stored.Error}, nil
 	}
 	providerID, err := a.Mailer.Send(ctx, msg)
+	switch {
+	case errors.Is(err, ErrRejected):
+		a.Metrics.Email(in.Kind, "failed")
+	case err != nil:
+		a.Metrics.Email(in.Kind, "error")
+	default:
+		a.Metrics.Email(in.Kind, "sent")
+	}
 	if errors.Is(err, ErrRejected) {
 		if ferr := a.Store.FinishEmail(ctx, key, "failed", "", err.Error()); ferr != nil {
 			return SendEmailResult{}, ferr
@@ -150,12 +175,13 @@ func (a *Activities) MarkEmailFailed(ctx context.Context, in MarkEmailFailedInpu
 
 func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, error) {
 	d := emailData{
-		FirstName: inv.FirstName, LastName: inv.LastName, InviterName: inv.InviterName,
+		Email: inv.Email, FirstName: inv.FirstName, LastName: inv.LastName, InviterName: inv.InviterName,
 		Account: inv.AccountName, Application: inv.Application, Plan: inv.Subscription, Role: inv.Role,
 		ExpiresAt: inv.ExpiresAt.UTC().Format("Monday, 2 January 2006 at 15:04 UTC"),
 		Link:      a.Links.InviteURL(inv.ID, in.Generation),
 	}
 	var subject string
+	to := inv.Email
 	switch in.Kind {
 	case KindInvite:
 		subject = fmt.Sprintf("You're invited to join %s on %s", d.Account, d.Application)
@@ -167,6 +193,10 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 	case KindWelcome:
 		subject = fmt.Sprintf("Welcome to %s on %s", d.Account, d.Application)
 		d.Link = a.PortalURL
+	case KindRenewalRequest:
+		subject = fmt.Sprintf("%s %s asked for a new invitation to %s", d.FirstName, d.LastName, d.Account)
+		d.Link = a.PortalURL
+		to = inv.InviterEmail
 	default:
 		return Message{}, fmt.Errorf("unknown email kind %q", in.Kind)
 	}
@@ -178,7 +208,7 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 		return Message{}, err
 	}
 	return Message{
-		From: a.From, To: inv.Email, Subject: subject, HTML: html.String(), Text: text.String(),
+		From: a.From, To: to, Subject: subject, HTML: html.String(), Text: text.String(),
 		IdempotencyKey: in.IdempotencyKey(),
 		Tags:           map[string]string{"kind": in.Kind},
 		Link:           d.Link,

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/workflows"
 )
@@ -141,6 +142,7 @@ func (s *Server) invitationInput(id uuid.UUID, acc store.Account, sub store.Subs
 		FirstName:        who.firstName,
 		LastName:         who.lastName,
 		Phone:            who.phone,
+		EmailHash:        emailhash.Hash(s.cfg.EmailHashKey, who.email),
 		Settings: workflows.Settings{
 			TTL:               s.cfg.InvitationTTL,
 			ReminderBefore:    s.cfg.ReminderBefore,

@@ -25,6 +25,7 @@ import (
 	"github.com/onboarding-service/onboarding/activities"
 	"github.com/onboarding-service/onboarding/internal/config"
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
+	"github.com/onboarding-service/onboarding/internal/metrics"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
 	"github.com/onboarding-service/onboarding/workflows"
@@ -41,7 +42,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, closeMetrics, err := sdkMetrics(reg, logger)
+	sdkHandler, closeMetrics, err := sdkMetrics(reg, logger)
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	host, _ := os.Hostname()
 	c, err := temporalclient.Dial(ctx, cfg, logger,
-		temporalclient.WithMetricsHandler(metrics),
+		temporalclient.WithMetricsHandler(sdkHandler),
 		temporalclient.WithIdentity(fmt.Sprintf("onboarding-worker@%s:%d", host, os.Getpid())))
 	if err != nil {
 		return err
@@ -60,6 +61,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	acts.Metrics = metrics.NewBusiness(reg)
+	metrics.RegisterPending(reg, st.CountPending)
 	main, email := New(c, cfg, acts)
 
 	srv := &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(reg), ReadHeaderTimeout: 5 * time.Second}
@@ -120,12 +123,13 @@ func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*ac
 		mailer = m
 	}
 	return &activities.Activities{
-		Store:     st,
-		Mailer:    mailer,
-		Links:     invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret), Template: cfg.AcceptURLTemplate},
-		From:      cfg.EmailFrom,
-		PortalURL: cfg.PublicBaseURL,
-		Logger:    logger,
+		Store:          st,
+		Mailer:         mailer,
+		Links:          invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret), Template: cfg.AcceptURLTemplate},
+		From:           cfg.EmailFrom,
+		PortalURL:      cfg.PublicBaseURL,
+		Logger:         logger,
+		ProvisionDelay: cfg.ProvisionDelay,
 	}, nil
 }
 
@@ -149,7 +153,6 @@ func sdkMetrics(reg *prometheus.Registry, logger *slog.Logger) (client.MetricsHa
 		CachedReporter:  reporter,
 		Separator:       tallyprom.DefaultSeparator,
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
-		Prefix:          "temporal",
 	}, time.Second)
 	scope = sdktally.NewPrometheusNamingScope(scope)
 	return sdktally.NewMetricsHandler(scope), func() { _ = closer.Close() }, nil

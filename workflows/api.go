@@ -20,8 +20,14 @@ const (
 	UpdateResend  = "resend"
 	UpdateRenew   = "renew"
 	UpdateRevoke  = "revoke"
-	QueryState    = "state"
+	// UpdateRequestRenewal is the invitee asking, from an expired link, for a new invitation: the
+	// inviter gets an email, at most once a day per invitation.
+	UpdateRequestRenewal = "request_renewal"
+	QueryState           = "state"
 )
+
+// RenewalRequestInterval is how often an invitee may ask for a new invitation.
+const RenewalRequestInterval = 24 * time.Hour
 
 // InvitationWorkflowID is the workflow ID of an invitation, so support can find it by ID.
 func InvitationWorkflowID(invitationID string) string { return "invitation:" + invitationID }
@@ -72,6 +78,10 @@ var (
 	SearchApplication    = temporal.NewSearchAttributeKeyKeyword("Application")
 	SearchGeneration     = temporal.NewSearchAttributeKeyInt64("InvitationGeneration")
 	SearchDelivery       = temporal.NewSearchAttributeKeyKeyword("DeliveryStatus")
+	// SearchEmailHash is a keyed hash of the invitee's lower-cased email (see
+	// internal/emailhash), so support can find a person's invitations without the address
+	// being written into visibility.
+	SearchEmailHash = temporal.NewSearchAttributeKeyKeyword("InviteeEmailHash")
 )
 
 // SearchAttributeTypes names every custom search attribute with its Temporal type, for
@@ -83,6 +93,7 @@ var SearchAttributeTypes = map[string]string{
 	"Application":          "Keyword",
 	"InvitationGeneration": "Int",
 	"DeliveryStatus":       "Keyword",
+	"InviteeEmailHash":     "Keyword",
 }
 
 // Settings are the lifecycle durations, fixed per invitation when it starts.
@@ -116,6 +127,8 @@ type InvitationInput struct {
 	Phone            string
 	Inviter          Person
 	Settings         Settings
+	// EmailHash is the keyed hash of Email for the InviteeEmailHash search attribute.
+	EmailHash string
 	// Carried is set when the workflow continues as new; nil on the first run.
 	Carried *State
 }
@@ -142,10 +155,12 @@ type State struct {
 	Sends        int       `json:"sends"`
 	LastSentAt   time.Time `json:"last_sent_at"`
 	// InviteSent and ReminderSent say whether this generation's invite and reminder went out.
-	InviteSent   bool     `json:"invite_sent"`
-	ReminderSent bool     `json:"reminder_sent"`
-	Delivery     Delivery `json:"delivery"`
-	UserID       string   `json:"user_id,omitempty"`
+	InviteSent   bool `json:"invite_sent"`
+	ReminderSent bool `json:"reminder_sent"`
+	// RenewalRequestedAt is when the invitee last asked for a new invitation.
+	RenewalRequestedAt time.Time `json:"renewal_requested_at,omitempty"`
+	Delivery           Delivery  `json:"delivery"`
+	UserID             string    `json:"user_id,omitempty"`
 	// WaitingFor says in words what the workflow waits for, and until when.
 	WaitingFor string `json:"waiting_for"`
 }
@@ -164,6 +179,12 @@ type AcceptResult struct {
 
 // DeclineRequest is the decline update's argument: the generation named by the invitee's link.
 type DeclineRequest struct {
+	Generation int
+}
+
+// RenewalRequest is the request_renewal update's argument: the generation of the invitee's
+// (expired) link.
+type RenewalRequest struct {
 	Generation int
 }
 

@@ -22,10 +22,11 @@ func (w *invitation) markEmail(ctx workflow.Context, kind string) activities.Sen
 		seq = w.st.Sends
 		w.st.InviteSent = true
 		w.st.LastSentAt = workflow.Now(ctx)
+		w.st.Delivery = Delivery{Status: DeliveryQueued}
 	case activities.KindReminder:
 		w.st.ReminderSent = true
+		w.st.Delivery = Delivery{Status: DeliveryQueued}
 	}
-	w.st.Delivery = Delivery{Status: DeliveryQueued}
 	return activities.SendEmailInput{InvitationID: w.id(), Generation: w.st.Generation, Kind: kind, Seq: seq}
 }
 
@@ -80,8 +81,8 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 			workflow.GetLogger(ctx).Error("email failure not recorded", "error", merr)
 		}
 	}
-	if res.Status == activities.StatusSkipped {
-		return
+	if res.Status == activities.StatusSkipped || (in.Kind != activities.KindInvite && in.Kind != activities.KindReminder) {
+		return // delivery describes the invitee's latest invite or reminder
 	}
 	w.st.Delivery = Delivery{Status: res.Status, Error: res.Error}
 	w.publish(ctx)

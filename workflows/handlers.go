@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -221,6 +222,53 @@ func (w *invitation) revoke(ctx workflow.Context, req RevokeRequest) (State, err
 	if err := w.close(ctx, StatusRevoked, detail); err != nil {
 		return w.st, err
 	}
+	return w.st, nil
+}
+
+func (w *invitation) validateRequestRenewal(ctx workflow.Context, req RenewalRequest) error {
+	switch {
+	case req.Generation != w.st.Generation:
+		return businessErr(ErrInvalidState, "a newer invitation was sent: look for the latest email")
+	case w.statusNow(ctx) != StatusExpired:
+		return businessErr(ErrInvalidState, "only an expired invitation can be renewed; this one is %s", w.statusNow(ctx))
+	}
+	if last := w.st.RenewalRequestedAt; !last.IsZero() {
+		if wait := last.Add(RenewalRequestInterval).Sub(workflow.Now(ctx)); wait > 0 {
+			return temporal.NewApplicationError("a new invitation was already requested today", ErrRateLimited,
+				RateLimitDetails{RetryAfter: wait})
+		}
+	}
+	return nil
+}
+
+// requestRenewal tells the inviter that the invitee would like a new invitation.
+func (w *invitation) requestRenewal(ctx workflow.Context, req RenewalRequest) (State, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return w.st, err
+	}
+	if w.st.Status == StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
+		w.expire(ctx)
+	}
+	if err := w.validateRequestRenewal(ctx, req); err != nil {
+		w.mu.Unlock()
+		return w.st, err
+	}
+	now := workflow.Now(ctx)
+	w.st.RenewalRequestedAt = now
+	w.mu.Unlock()
+	actx := workflow.WithActivityOptions(ctx, dbOptions("Record the invitee's request for a new invitation"))
+	err := workflow.ExecuteActivity(actx, a.RecordEvent, activities.RecordEventInput{
+		InvitationID: w.id(), Type: "renewal_requested",
+		Detail:    "the invitee asked for a new invitation; the inviter is emailed",
+		DedupeKey: fmt.Sprintf("%s:g%d:renewal_requested:%d", w.in.InvitationID, w.st.Generation, now.Unix()),
+	}).Get(ctx, nil)
+	if err != nil {
+		return w.st, passOn(err)
+	}
+	w.deliver(ctx, activities.SendEmailInput{
+		InvitationID: w.id(), Generation: w.st.Generation, Kind: activities.KindRenewalRequest,
+		Seq: int(now.Unix() / int64(RenewalRequestInterval/time.Second)),
+	})
 	return w.st, nil
 }
 

@@ -62,6 +62,11 @@ func (w *invitation) setup(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
+	if w.in.EmailHash != "" {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, SearchEmailHash.ValueSet(w.in.EmailHash)); err != nil {
+			return err
+		}
+	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) {
 		s := w.st
 		s.WaitingFor = w.waitingFor()
@@ -80,6 +85,7 @@ func (w *invitation) setup(ctx workflow.Context) error {
 		{UpdateResend, w.resend, w.validateResend},
 		{UpdateRenew, w.renew, w.validateRenew},
 		{UpdateRevoke, w.revoke, w.validateRevoke},
+		{UpdateRequestRenewal, w.requestRenewal, w.validateRequestRenewal},
 	}
 	for _, h := range handlers {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.handler,

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/onboarding-service/onboarding/internal/emailhash"
 )
 
 // Config holds every setting of the API and the worker. The names of the environment variables
@@ -42,6 +44,11 @@ type Config struct {
 	ResendMinInterval   time.Duration
 	TokenSecret         []byte
 	TokenSecretIsRandom bool
+	// EmailHashKey keys the InviteeEmailHash search attribute (EMAIL_HASH_KEY, else derived
+	// from TOKEN_SECRET).
+	EmailHashKey []byte
+	// ProvisionDelay holds provisioning open before it commits; for fault-injection tests only.
+	ProvisionDelay time.Duration
 
 	BootstrapAPIToken string
 	WorkerMetricsAddr string
@@ -99,6 +106,7 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		BootstrapAPIToken: str("BOOTSTRAP_API_TOKEN", ""),
 		WorkerMetricsAddr: str("WORKER_METRICS_ADDR", "127.0.0.1:9091"),
 		LogLevel:          str("LOG_LEVEL", "info"),
+		ProvisionDelay:    dur("PROVISION_DELAY", "0s", true),
 	}
 	if c.Env != "development" && c.Env != "production" {
 		errs = append(errs, fmt.Errorf("APP_ENV: %q must be development or production", c.Env))
@@ -142,6 +150,11 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("TOKEN_SECRET: must be at least 32 characters"))
 	default:
 		c.TokenSecret = []byte(secret)
+	}
+	if key := getenv("EMAIL_HASH_KEY"); key != "" {
+		c.EmailHashKey = []byte(key)
+	} else if c.TokenSecret != nil {
+		c.EmailHashKey = emailhash.DeriveKey(c.TokenSecret)
 	}
 	return c, errors.Join(errs...)
 }

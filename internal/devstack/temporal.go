@@ -17,11 +17,10 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/onboarding-service/onboarding/internal/temporalclient"
 	"github.com/onboarding-service/onboarding/workflows"
 )
 
@@ -348,44 +347,19 @@ func (t *Temporal) probe(ctx context.Context) error {
 	return ensureSearchAttributes(ctx, c, t.namespace)
 }
 
-// ensureSearchAttributes returns nil once every attribute of workflows.SearchAttributeTypes is
-// registered on namespace with its type. It adds missing ones and returns an error, so that the
-// caller's next poll confirms them: the dev server registers its --search-attribute flags only
-// when it creates the namespace, so a database file older than an attribute lacks it.
+// ensureSearchAttributes returns nil once every search attribute is registered. It adds missing
+// ones and returns an error, so that the caller's next poll confirms them: the dev server
+// registers its --search-attribute flags only when it creates the namespace, so a database file
+// older than an attribute lacks it.
 func ensureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	want := make(map[string]enums.IndexedValueType, len(workflows.SearchAttributeTypes))
-	for name, typ := range workflows.SearchAttributeTypes {
-		v, err := enums.IndexedValueTypeFromString(typ)
-		if err != nil {
-			return fmt.Errorf("search attribute %s: %w", name, err)
-		}
-		want[name] = v
-	}
-	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	added, err := temporalclient.RegisterSearchAttributes(ctx, c, namespace)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w; remove the dev server's database file to start afresh", err)
 	}
-	missing := map[string]enums.IndexedValueType{}
-	for name, typ := range want {
-		got, ok := resp.GetCustomAttributes()[name]
-		switch {
-		case !ok:
-			missing[name] = typ
-		case got != typ:
-			return fmt.Errorf("search attribute %s is registered as %s but the workflows need %s; "+
-				"remove the dev server's database file to start afresh", name, got, typ)
-		}
+	if len(added) > 0 {
+		return fmt.Errorf("search attributes %v were missing and have just been added", added)
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		SearchAttributes: missing,
-		Namespace:        namespace,
-	}); err != nil {
-		return fmt.Errorf("add search attributes: %w", err)
-	}
-	return fmt.Errorf("search attributes %v were missing and have just been added", slices.Sorted(maps.Keys(missing)))
+	return nil
 }
 
 // logTail returns the end of the server's log, formatted for an error message.

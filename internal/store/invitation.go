@@ -52,8 +52,8 @@ const invitationColumns = `
 	i.status, i.generation, i.expires_at,
 	i.sends,
 	i.created_at, i.updated_at,
-	coalesce((select e.status from emails e where e.invitation_id = i.id order by e.created_at desc limit 1), ''),
-	coalesce((select e.error from emails e where e.invitation_id = i.id order by e.created_at desc limit 1), '')`
+	coalesce((select e.status from emails e where e.invitation_id = i.id and e.kind in ('invite', 'reminder') order by e.created_at desc limit 1), ''),
+	coalesce((select e.error from emails e where e.invitation_id = i.id and e.kind in ('invite', 'reminder') order by e.created_at desc limit 1), '')`
 
 const invitationFrom = `
 	from invitations i
@@ -94,4 +94,11 @@ func (s *Store) InvitationEvents(ctx context.Context, id uuid.UUID) ([]Event, er
 		events = []Event{}
 	}
 	return events, err
+}
+
+// CountPending returns how many invitations are pending now.
+func (s *Store) CountPending(ctx context.Context) (int, error) {
+	var n int
+	err := s.Pool.QueryRow(ctx, `select count(*) from invitations where status = 'pending'`).Scan(&n)
+	return n, err
 }

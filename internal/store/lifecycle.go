@@ -47,9 +47,10 @@ type NewInvitation struct {
 	ExpiresAt      time.Time
 }
 
-// CreateInvitation records a pending invitation and reserves its seat, atomically.
-func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) error {
-	return s.InTx(ctx, func(tx pgx.Tx) error {
+// CreateInvitation records a pending invitation and reserves its seat, atomically. created is
+// false when a previous attempt had already committed it.
+func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) (created bool, err error) {
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, `select exists(select 1 from invitations where id = $1)`, n.ID).Scan(&exists); err != nil {
 			return err
@@ -57,6 +58,7 @@ func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) error {
 		if exists { // a retry of a create that committed
 			return nil
 		}
+		created = true
 		var member bool
 		err := tx.QueryRow(ctx, `
 			select exists(select 1 from memberships m join users u on u.id = m.user_id
@@ -83,17 +85,27 @@ func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) error {
 			n.ID, n.AccountID, n.SubscriptionID, n.Application, n.Role, n.GroupIDs, n.UserID,
 			n.Email, n.FirstName, n.LastName, n.Phone, n.InviterName, n.InviterEmail, n.ExpiresAt)
 		if constraintOf(err) == "invitations_one_pending" {
-			return duplicateOf(ctx, s, n.AccountID, n.Email)
+			return errPendingExists
 		}
 		if err != nil {
 			return err
 		}
 		return addEvent(ctx, tx, n.ID, "created", 1, fmt.Sprintf("invited as %s; link valid until %s", n.Role, n.ExpiresAt.UTC().Format(time.RFC3339)))
 	})
+	if errors.Is(err, errPendingExists) {
+		return false, s.duplicateOf(ctx, n.AccountID, n.Email)
+	}
+	return created && err == nil, err
 }
 
-// duplicateOf reads the pending invitation that won the race, outside the failed transaction.
-func duplicateOf(ctx context.Context, s *Store, accountID uuid.UUID, email string) error {
+// errPendingExists leaves a transaction that hit the one-pending-invitation constraint; the
+// caller then names the winner with duplicateOf. It must not look it up inside the transaction:
+// that would hold one pool connection while waiting for another, and a burst of duplicates
+// would deadlock the pool.
+var errPendingExists = errors.New("a pending invitation for this email exists")
+
+// duplicateOf reads the pending invitation that won the race, after the failed transaction.
+func (s *Store) duplicateOf(ctx context.Context, accountID uuid.UUID, email string) error {
 	var id uuid.UUID
 	err := s.Pool.QueryRow(ctx, `select id from invitations where account_id = $1 and lower(email) = lower($2) and status = 'pending'`,
 		accountID, email).Scan(&id)
@@ -147,17 +159,18 @@ func lockInvitation(ctx context.Context, tx pgx.Tx, id uuid.UUID) (lockedInvitat
 }
 
 // CloseInvitation moves generation's invitation to expired, revoked or declined, releasing the
-// seat a pending invitation held. Repeating a close that already happened is not an error.
-func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to, detail string) error {
+// seat a pending invitation held. Repeating a close that already happened is not an error;
+// changed says whether this call made the change.
+func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to, detail string) (changed bool, err error) {
 	allowed := map[string][]string{
 		"expired":  {"pending"},
 		"declined": {"pending"},
 		"revoked":  {"pending", "expired"},
 	}[to]
 	if allowed == nil {
-		return fmt.Errorf("close to %q: not a closing status", to)
+		return false, fmt.Errorf("close to %q: not a closing status", to)
 	}
-	return s.InTx(ctx, func(tx pgx.Tx) error {
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
 		inv, err := lockInvitation(ctx, tx, id)
 		if err != nil {
 			return err
@@ -179,16 +192,19 @@ func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation in
 		if _, err := tx.Exec(ctx, `update invitations set status = $2, updated_at = now() where id = $1`, id, to); err != nil {
 			return err
 		}
+		changed = true
 		return addEvent(ctx, tx, id, to, generation, detail)
 	})
+	return changed && err == nil, err
 }
 
 // RenewInvitation turns an expired invitation into a pending one of the next generation, with
 // a new expiry and a seat reserved again.
 func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation int, expiresAt time.Time) error {
-	return s.InTx(ctx, func(tx pgx.Tx) error {
-		inv, err := lockInvitation(ctx, tx, id)
-		if err != nil {
+	var inv lockedInvitation
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if inv, err = lockInvitation(ctx, tx, id); err != nil {
 			return err
 		}
 		if inv.generation == generation && inv.status == "pending" {
@@ -203,19 +219,24 @@ func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation in
 		_, err = tx.Exec(ctx, `update invitations set status = 'pending', generation = $2, expires_at = $3, sends = sends + 1, updated_at = now() where id = $1`,
 			id, generation, expiresAt)
 		if constraintOf(err) == "invitations_one_pending" {
-			return duplicateOf(ctx, s, inv.accountID, inv.email)
+			return errPendingExists
 		}
 		if err != nil {
 			return err
 		}
 		return addEvent(ctx, tx, id, "renewed", generation, "new link valid until "+expiresAt.UTC().Format(time.RFC3339))
 	})
+	if errors.Is(err, errPendingExists) {
+		return s.duplicateOf(ctx, inv.accountID, inv.email)
+	}
+	return err
 }
 
 // ProvisionUser accepts a pending invitation: it creates the user (or reuses the invited or an
 // existing one with that email), the membership with role and groups, and turns the reserved
-// seat into a used one. It returns the user's id; a repeat returns the same id.
-func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (uuid.UUID, error) {
+// seat into a used one. A repeat returns the same user with New false.
+func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (Provisioned, error) {
+	var p Provisioned
 	var userID uuid.UUID
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		inv, err := lockInvitation(ctx, tx, id)
@@ -258,9 +279,28 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 		if _, err := tx.Exec(ctx, `update invitations set status = 'accepted', user_id = $2, updated_at = now() where id = $1`, id, userID); err != nil {
 			return err
 		}
+		p.New = true
+		if err := tx.QueryRow(ctx, `select coalesce(min(e.sent_at), i.created_at) from invitations i
+			left join emails e on e.invitation_id = i.id and e.kind = 'invite' and e.status = 'sent'
+			where i.id = $1 group by i.created_at`, id).Scan(&p.FirstSentAt); err != nil {
+			return err
+		}
 		return addEvent(ctx, tx, id, "accepted", generation, "user "+userID.String()+" joined as "+inv.role)
 	})
-	return userID, err
+	p.UserID = userID
+	if err != nil {
+		return Provisioned{}, err
+	}
+	return p, nil
+}
+
+// Provisioned is the outcome of ProvisionUser.
+type Provisioned struct {
+	UserID uuid.UUID
+	// New is false when an earlier attempt had already provisioned the user.
+	New bool
+	// FirstSentAt is when the first invite email went out (the invitation's creation if none did).
+	FirstSentAt time.Time
 }
 
 func ensureUser(ctx context.Context, tx pgx.Tx, invitationID uuid.UUID, inv lockedInvitation, passwordHash string) (uuid.UUID, error) {

@@ -1,19 +1,24 @@
 // Command onboarding-worker runs the Temporal worker of the onboarding service.
 //
-//	onboarding-worker            run the worker
-//	onboarding-worker migrate    create the database if missing and apply the migrations
+//	onboarding-worker                             run the worker
+//	onboarding-worker migrate                     create the database if missing and apply the migrations
+//	onboarding-worker register-search-attributes  register the workflow's search attributes (idempotent)
+//	onboarding-worker email-hash ADDRESS          print the InviteeEmailHash of an address, for support
 package main
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/onboarding-service/onboarding/internal/config"
+	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/logging"
 	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/internal/temporalclient"
 	"github.com/onboarding-service/onboarding/worker"
 )
 
@@ -40,13 +45,39 @@ func main() {
 		if err == nil {
 			logger.Info("migrations applied")
 		}
+	case "register-search-attributes":
+		err = registerSearchAttributes(ctx, cfg, logger)
+	case "email-hash":
+		if len(os.Args) != 3 {
+			err = fmt.Errorf("usage: onboarding-worker email-hash ADDRESS")
+			break
+		}
+		if cfg.TokenSecretIsRandom && os.Getenv("EMAIL_HASH_KEY") == "" {
+			err = fmt.Errorf("set EMAIL_HASH_KEY or TOKEN_SECRET as the service has them: the hash is keyed")
+			break
+		}
+		fmt.Println(emailhash.Hash(cfg.EmailHashKey, os.Args[2]))
 	default:
-		err = fmt.Errorf("unknown command %q (want run or migrate)", cmd)
+		err = fmt.Errorf("unknown command %q (want run, migrate, register-search-attributes or email-hash)", cmd)
 	}
 	if err != nil {
 		logger.Error("onboarding-worker failed", "error", err)
 		os.Exit(1)
 	}
+}
+
+func registerSearchAttributes(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	c, err := temporalclient.Dial(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	added, err := temporalclient.RegisterSearchAttributes(ctx, c, cfg.TemporalNamespace)
+	if err != nil {
+		return err
+	}
+	logger.Info("search attributes registered", "namespace", cfg.TemporalNamespace, "added", added)
+	return nil
 }
 
 func firstArg() string {
