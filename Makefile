@@ -19,7 +19,7 @@ TEMPORAL_CLI := $(BIN)/temporal
 WORKFLOWCHECK_VERSION := v0.6.0
 WORKFLOWCHECK := $(BIN)/workflowcheck
 
-.PHONY: run test bench build temporal-cli workflowcheck postgres deps clean
+.PHONY: run test bench build temporal-cli workflowcheck chromium prometheus fuzz postgres deps clean
 
 deps: postgres temporal-cli
 
@@ -30,21 +30,36 @@ postgres:
 temporal-cli:
 	test -x $(TEMPORAL_CLI) || GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
-# Built, then run, rather than `go run`: go run exits 1 on Ctrl-C even when the program stops cleanly.
 # Temporal's determinism checker for workflow code (map iteration, wall-clock time, goroutines...).
 workflowcheck:
 	test -x $(WORKFLOWCHECK) || GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
+# Debian's Chromium, for the page tests (headless, driven with chromedp).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# Debian's Prometheus and promtool, for checking the shipped rules and scrape config.
+prometheus:
+	command -v promtool >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus)
+
+# Each fuzz target runs for FUZZTIME on top of its committed corpus (testdata/fuzz).
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./internal/invitetoken:FuzzVerify
+fuzz:
+	for t in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; done
+
+# Built, then run, rather than `go run`: go run exits 1 on Ctrl-C even when the program stops cleanly.
 run: deps
 	$(GO) build -o $(BIN)/onboarding-dev ./internal/devstack/cmd/onboarding-dev
 	$(BIN)/onboarding-dev
 
 # Tests start their own Temporal dev servers on free ports and use their own databases, so they
 # never meet a running `make run`.
-test: deps workflowcheck
+test: deps workflowcheck chromium prometheus
 	$(GO) vet ./...
 	$(WORKFLOWCHECK) ./workflows/...
 	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 40m ./...
+	$(MAKE) --no-print-directory fuzz
 
 bench: deps
 	mkdir -p test-artifacts
