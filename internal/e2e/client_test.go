@@ -1,0 +1,338 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// response is an HTTP answer with its body read.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decoding %s: %v", r.Body, err)
+	}
+}
+
+// problem is the RFC 9457 body of an error answer.
+type problem struct {
+	Type         string `json:"type"`
+	Title        string `json:"title"`
+	Status       int    `json:"status"`
+	Detail       string `json:"detail"`
+	Code         string `json:"code"`
+	InvitationID string `json:"invitation_id"`
+	Errors       []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// expectProblem asserts an error answer's status, content type and code.
+func (r response) expectProblem(t *testing.T, status int, code string) problem {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Fatalf("content type %q, want application/problem+json", ct)
+	}
+	var p problem
+	r.decode(t, &p)
+	if p.Code != code || p.Status != status || p.Title == "" || p.Type == "" {
+		t.Fatalf("problem %+v, want code %s status %d with a type and title", p, code, status)
+	}
+	return p
+}
+
+func (r response) expect(t *testing.T, status int) response {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	return r
+}
+
+// apiClient calls one API server with one token.
+type apiClient struct {
+	base  string
+	token string
+}
+
+func portal() apiClient  { return apiClient{base: stack.API.URL, token: stack.Token} }
+func short() apiClient   { return apiClient{base: stack.Short.URL, token: stack.Token} }
+func invitee() apiClient { return apiClient{base: stack.API.URL} }
+
+func (c apiClient) do(t *testing.T, method, path string, body any, header ...string) response {
+	t.Helper()
+	r, err := c.call(method, path, body, header...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status >= 500 {
+		t.Errorf("%s %s answered %d: %s", method, path, r.Status, r.Body)
+	}
+	return r
+}
+
+// call is do without a *testing.T, for goroutines (which must not call t.Fatal): it returns
+// transport errors and leaves judging the status to the caller.
+func (c apiClient) call(method, path string, body any, header ...string) (response, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			return response{}, err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return response{}, err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return roundTrip(req)
+}
+
+// request builds a request with the client's token and no other header, for tests that
+// shape the request themselves (content types, repeated headers, chunked bodies).
+func (c apiClient) request(t *testing.T, method, path string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req
+}
+
+// send runs a request built by request, failing the test on a transport error or a 5xx.
+func send(t *testing.T, req *http.Request) response {
+	t.Helper()
+	r, err := roundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status >= 500 {
+		t.Errorf("%s %s answered %d: %s", req.Method, req.URL, r.Status, r.Body)
+	}
+	return r
+}
+
+func roundTrip(req *http.Request) (response, error) {
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return response{}, err
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: data}, nil
+}
+
+// expectInvalid asserts a validation_failed answer whose errors name exactly fields (in any
+// order, each once).
+func (r response) expectInvalid(t *testing.T, fields ...string) problem {
+	t.Helper()
+	p := r.expectProblem(t, 422, "validation_failed")
+	got := make([]string, 0, len(p.Errors))
+	for _, e := range p.Errors {
+		if e.Message == "" {
+			t.Errorf("field error %q has no message", e.Field)
+		}
+		got = append(got, e.Field)
+	}
+	want := slices.Clone(fields)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("validation_failed names fields %q, want %q; body %s", got, want, r.Body)
+	}
+	return p
+}
+
+// createInvitation creates an invitation through c and returns it.
+func (f fixture) createInvitation(t *testing.T, c apiClient, email string) invitation {
+	t.Helper()
+	var inv invitation
+	c.do(t, "POST", f.path("/invitations"), f.inviteBody(email)).expect(t, 201).decode(t, &inv)
+	if inv.InviteURL == nil {
+		t.Fatalf("created invitation %+v has no invite_url", inv)
+	}
+	return inv
+}
+
+// accept accepts an invite token as a new user, with a good password.
+func accept(t *testing.T, token string) response {
+	t.Helper()
+	return invitee().do(t, "POST", "/v1/invitations/accept", map[string]any{
+		"token": token, "password": "Correct-Horse-42", "accept_terms": true,
+	})
+}
+
+// invitation is the contract's invitation object.
+type invitation struct {
+	ID             string    `json:"id"`
+	AccountID      string    `json:"account_id"`
+	Email          string    `json:"email"`
+	FirstName      string    `json:"first_name"`
+	LastName       string    `json:"last_name"`
+	UserID         *string   `json:"user_id"`
+	SubscriptionID string    `json:"subscription_id"`
+	Application    string    `json:"application"`
+	Role           string    `json:"role"`
+	GroupIDs       []string  `json:"group_ids"`
+	Status         string    `json:"status"`
+	InviteURL      *string   `json:"invite_url"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	Sends          int       `json:"sends"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Delivery       *struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	} `json:"delivery"`
+	Events []struct {
+		At     time.Time `json:"at"`
+		Type   string    `json:"type"`
+		Detail string    `json:"detail"`
+	} `json:"events"`
+}
+
+type subscription struct {
+	ID             string   `json:"id"`
+	Application    string   `json:"application"`
+	Name           string   `json:"name"`
+	Seats          int      `json:"seats"`
+	SeatsUsed      int      `json:"seats_used"`
+	SeatsReserved  int      `json:"seats_reserved"`
+	SeatsAvailable int      `json:"seats_available"`
+	Roles          []string `json:"roles"`
+}
+
+// fixture is an account with one subscription and one group, made through the API.
+type fixture struct {
+	AccountID      string
+	AccountName    string
+	SubscriptionID string
+	GroupID        string
+}
+
+func newFixture(t *testing.T, seats int) fixture {
+	t.Helper()
+	var f fixture
+	f.AccountName = "Acme " + randomHex(3)
+	var acct struct{ ID, Name string }
+	portal().do(t, "POST", "/v1/accounts", map[string]any{"name": f.AccountName}).expect(t, 201).decode(t, &acct)
+	f.AccountID = acct.ID
+	var sub subscription
+	portal().do(t, "POST", "/v1/accounts/"+f.AccountID+"/subscriptions", map[string]any{
+		"application": "Adobe Creative Cloud", "name": "Design Team", "seats": seats,
+		"roles": []string{"viewer", "editor", "admin"},
+	}).expect(t, 201).decode(t, &sub)
+	f.SubscriptionID = sub.ID
+	var group struct{ ID string }
+	portal().do(t, "POST", "/v1/accounts/"+f.AccountID+"/groups", map[string]any{"name": "Designers"}).expect(t, 201).decode(t, &group)
+	f.GroupID = group.ID
+	return f
+}
+
+func (f fixture) path(rest string) string { return "/v1/accounts/" + f.AccountID + rest }
+
+// inviteBody is a valid create-invitation body for a new person.
+func (f fixture) inviteBody(email string) map[string]any {
+	return map[string]any{
+		"email": email, "first_name": "Jane", "last_name": "Doe",
+		"subscription_id": f.SubscriptionID, "role": "editor", "group_ids": []string{f.GroupID},
+		"inviter": map[string]any{"name": "Ada Admin", "email": "ada@acme.test"},
+	}
+}
+
+func (f fixture) subscription(t *testing.T) subscription {
+	t.Helper()
+	var s subscription
+	portal().do(t, "GET", f.path("/subscriptions/"+f.SubscriptionID), nil).expect(t, 200).decode(t, &s)
+	return s
+}
+
+func (f fixture) invitation(t *testing.T, c apiClient, id string) invitation {
+	t.Helper()
+	var inv invitation
+	c.do(t, "GET", f.path("/invitations/"+id), nil).expect(t, 200).decode(t, &inv)
+	return inv
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var tokenInLink = regexp.MustCompile(`token=([A-Za-z0-9_\-]+)`)
+
+// tokenOf extracts the invite token of a link.
+func tokenOf(t *testing.T, link string) string {
+	t.Helper()
+	m := tokenInLink.FindStringSubmatch(link)
+	if m == nil {
+		t.Fatalf("no token in %q", link)
+	}
+	return m[1]
+}
+
+// waitEmail waits for the n-th email (1-based) to addr whose subject contains substr.
+func waitEmail(t *testing.T, addr, substr string, n int) string {
+	t.Helper()
+	var text string
+	eventually(t, 20*time.Second, fmt.Sprintf("email %d to %s about %q", n, addr, substr), func() bool {
+		count := 0
+		for _, e := range stack.Resend.EmailsTo(addr) {
+			if strings.Contains(e.Subject, substr) {
+				count++
+				if count == n {
+					text = e.Text
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return text
+}
