@@ -52,7 +52,7 @@ func (s *Signer) Verify(token string) (uuid.UUID, int, error) {
 	if len(token) != base64.RawURLEncoding.EncodedLen(tokenLen) {
 		return uuid.Nil, 0, ErrInvalid
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(raw) != tokenLen || raw[0] != version {
 		return uuid.Nil, 0, ErrInvalid
 	}

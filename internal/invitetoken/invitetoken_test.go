@@ -85,3 +85,18 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestOneSpellingPerToken(t *testing.T) {
+	s := NewSigner([]byte("a-secret-of-at-least-thirty-two-bytes"))
+	good := s.Sign(uuid.New(), 1)
+	// The last character carries 2 unused bits: other spellings must not verify.
+	last := good[len(good)-1]
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		if byte(c) == last {
+			continue
+		}
+		if _, _, err := s.Verify(good[:len(good)-1] + string(c)); err == nil {
+			t.Fatalf("%q verifies as well as %q", good[:len(good)-1]+string(c), good)
+		}
+	}
+}

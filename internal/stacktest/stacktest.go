@@ -1,0 +1,231 @@
+// Package stacktest starts the whole service for tests: a Temporal dev server (the pinned CLI), a
+// Postgres database of its own, a real worker and the real API router, with a test server
+// speaking Resend's HTTP API as the only stand-in. The end-to-end and the API's own tests use it.
+package stacktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+
+	"github.com/onboarding-service/onboarding/internal/config"
+	"github.com/onboarding-service/onboarding/internal/devstack"
+	"github.com/onboarding-service/onboarding/internal/invitetoken"
+	"github.com/onboarding-service/onboarding/internal/password"
+	"github.com/onboarding-service/onboarding/internal/resendtest"
+	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/internal/temporalclient"
+	"github.com/onboarding-service/onboarding/server"
+	"github.com/onboarding-service/onboarding/worker"
+)
+
+// Short durations of the second API: long enough that a test acts inside them on a busy
+// machine, short enough that expiry tests take seconds.
+const (
+	ShortTTL      = 6 * time.Second
+	ShortReminder = 3 * time.Second
+	ShortResend   = time.Second
+)
+
+// Options adjust the stack.
+type Options struct {
+	// Name tags the database and the log files (e.g. "e2e", "server").
+	Name string
+	// Log receives the service's JSON logs; nil writes them to test-artifacts/<Name>.log.
+	Log io.Writer
+}
+
+// Stack is the running service.
+type Stack struct {
+	Cfg config.Config
+	// ShortCfg is Cfg with second-scale INVITATION_TTL, reminder and resend interval.
+	ShortCfg config.Config
+	DBURL    string
+	Store    *store.Store
+	Temporal client.Client
+	Server   *devstack.Temporal
+	Resend   *resendtest.Server
+	Logger   *slog.Logger
+	// API serves with Cfg, Short with ShortCfg; both share the database and the worker.
+	API   *httptest.Server
+	Short *httptest.Server
+	// Token is an unscoped API token (BOOTSTRAP_API_TOKEN).
+	Token string
+
+	closers []func()
+}
+
+// Start brings the stack up. Postgres must be reachable at DATABASE_URL's server (`make test`
+// starts it) and the Temporal CLI must be at TEMPORAL_CLI or <repo>/.bin/temporal.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	s := &Stack{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if opts.Name == "" {
+		opts.Name = "stack"
+	}
+	root, err := devstack.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	artifacts := filepath.Join(root, "test-artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		return nil, err
+	}
+	if opts.Log == nil {
+		f, err := os.Create(filepath.Join(artifacts, opts.Name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		s.defer_(func() { _ = f.Close() })
+		opts.Log = f
+	}
+	s.Logger = slog.New(slog.NewJSONHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	if s.DBURL, err = databaseURL(os.Getenv("DATABASE_URL"), opts.Name); err != nil {
+		return nil, err
+	}
+	if err := store.EnsureDatabase(ctx, s.DBURL); err != nil {
+		return nil, fmt.Errorf("postgres (run `make test`, which starts it): %w", err)
+	}
+	s.defer_(func() { _ = store.DropDatabase(context.Background(), s.DBURL) })
+	if err := store.Migrate(ctx, s.DBURL); err != nil {
+		return nil, err
+	}
+
+	bin := os.Getenv("TEMPORAL_CLI")
+	if bin == "" {
+		bin = filepath.Join(root, ".bin", "temporal")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("temporal CLI not found at %s: run `make test`, which builds it", bin)
+	}
+	tmp, err := os.MkdirTemp("", "onboarding-"+opts.Name+"-")
+	if err != nil {
+		return nil, err
+	}
+	s.defer_(func() { _ = os.RemoveAll(tmp) })
+	if s.Server, err = devstack.StartTemporal(ctx, devstack.TemporalOptions{
+		Binary: bin, DBFile: filepath.Join(tmp, "temporal.db"), LogFile: filepath.Join(artifacts, opts.Name+"-temporal.log"),
+	}); err != nil {
+		return nil, err
+	}
+	s.defer_(func() { _ = s.Server.Stop() })
+
+	s.Resend = resendtest.NewServer("re_test_" + RandomHex(8))
+	s.defer_(s.Resend.Close)
+
+	env := map[string]string{
+		"DATABASE_URL":          s.DBURL,
+		"TEMPORAL_ADDRESS":      s.Server.Address(),
+		"TEMPORAL_NAMESPACE":    s.Server.Namespace(),
+		"TEMPORAL_TASK_QUEUE":   "onboarding-" + opts.Name,
+		"RESEND_API_KEY":        s.Resend.APIKey,
+		"RESEND_BASE_URL":       s.Resend.URL,
+		"EMAIL_FROM":            "Acme Onboarding <onboarding@acme.test>",
+		"PUBLIC_BASE_URL":       "http://portal.test",
+		"TOKEN_SECRET":          RandomHex(32),
+		"BOOTSTRAP_API_TOKEN":   "test-" + RandomHex(16),
+		"EMAIL_RATE_PER_SECOND": "100",
+		"WORKER_METRICS_ADDR":   "127.0.0.1:0",
+	}
+	if s.Cfg, err = config.LoadFrom(func(k string) string { return env[k] }); err != nil {
+		return nil, err
+	}
+	env["INVITATION_TTL"] = ShortTTL.String()
+	env["INVITATION_REMINDER_BEFORE"] = ShortReminder.String()
+	env["RESEND_MIN_INTERVAL"] = ShortResend.String()
+	if s.ShortCfg, err = config.LoadFrom(func(k string) string { return env[k] }); err != nil {
+		return nil, err
+	}
+
+	if s.Store, err = store.Open(ctx, s.DBURL); err != nil {
+		return nil, err
+	}
+	s.defer_(s.Store.Close)
+	s.Token = s.Cfg.BootstrapAPIToken
+	if err := s.Store.EnsureAPIToken(ctx, "bootstrap", s.Token, nil); err != nil {
+		return nil, err
+	}
+	if s.Temporal, err = temporalclient.Dial(ctx, s.Cfg, s.Logger); err != nil {
+		return nil, err
+	}
+	s.defer_(s.Temporal.Close)
+
+	acts, err := worker.NewActivities(s.Cfg, s.Store, s.Logger)
+	if err != nil {
+		return nil, err
+	}
+	mainWorker, emailWorker := worker.New(s.Temporal, s.Cfg, acts)
+	if err := emailWorker.Start(); err != nil {
+		return nil, err
+	}
+	s.defer_(emailWorker.Stop)
+	if err := mainWorker.Start(); err != nil {
+		return nil, err
+	}
+	s.defer_(mainWorker.Stop)
+
+	s.API = httptest.NewServer(s.Handler(s.Cfg, prometheus.NewRegistry()))
+	s.defer_(s.API.Close)
+	s.Short = httptest.NewServer(s.Handler(s.ShortCfg, prometheus.NewRegistry()))
+	s.defer_(s.Short.Close)
+	return s, nil
+}
+
+// Handler returns the real API router over the stack's database and Temporal, with cfg.
+func (s *Stack) Handler(cfg config.Config, reg *prometheus.Registry) http.Handler {
+	return server.New(server.Deps{
+		Config: cfg, Store: s.Store, Temporal: s.Temporal, Signer: invitetoken.NewSigner(cfg.TokenSecret),
+		Hasher: password.NewHasher(4), Logger: s.Logger, Registry: reg,
+	})
+}
+
+// Close stops everything Start started, in reverse order.
+func (s *Stack) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+func (s *Stack) defer_(f func()) { s.closers = append(s.closers, f) }
+
+// databaseURL names a fresh database on the server of base (DATABASE_URL's default).
+func databaseURL(base, name string) (string, error) {
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/onboarding?sslmode=disable"
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	if u.Host == "" {
+		return "", errors.New("DATABASE_URL names no server")
+	}
+	u.Path = "/onboarding_" + name + "_" + RandomHex(6)
+	return u.String(), nil
+}
+
+// RandomHex returns n random bytes in hex.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
