@@ -71,8 +71,14 @@ func TestStartTemporal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(workflows.SearchAttributeTypes) != 6 {
-		t.Errorf("workflows.SearchAttributeTypes has %d entries, want 6", len(workflows.SearchAttributeTypes))
+	// Every typed key the workflow upserts must be in the table the dev server registers.
+	for _, key := range []interface{ GetName() string }{
+		workflows.SearchStatus, workflows.SearchAccountID, workflows.SearchSubscriptionID, workflows.SearchApplication,
+		workflows.SearchGeneration, workflows.SearchDelivery, workflows.SearchEmailHash,
+	} {
+		if _, ok := workflows.SearchAttributeTypes[key.GetName()]; !ok {
+			t.Errorf("search attribute %s is upserted by the workflow but not registered", key.GetName())
+		}
 	}
 	for name, typ := range workflows.SearchAttributeTypes {
 		want, err := enumspb.IndexedValueTypeFromString(typ)
