@@ -1,7 +1,9 @@
 # Developer entry points. GNU make.
 #
 #   make run      the whole service on this machine: Postgres, Temporal dev server, worker, API
-#   make test     vet and every test, end-to-end ones included (needs no `make run`; runs beside it)
+#   make test     vet and every test, end-to-end and fault-injection ones included (needs no `make run`; runs beside it)
+#   make test-faults       only the fault-injection suite (internal/faults), verbose
+#   make record-histories  record the workflow histories that workflows/replay_test.go replays
 #   make bench    benchmarks, report in test-artifacts/bench.txt
 #   make build    compile everything, binaries into .bin/
 #   make clean    remove .bin, .data and test-artifacts
@@ -19,7 +21,7 @@ TEMPORAL_CLI := $(BIN)/temporal
 WORKFLOWCHECK_VERSION := v0.6.0
 WORKFLOWCHECK := $(BIN)/workflowcheck
 
-.PHONY: run test bench build temporal-cli workflowcheck chromium prometheus fuzz postgres deps clean
+.PHONY: run test test-faults record-histories bench build temporal-cli workflowcheck chromium prometheus fuzz postgres deps clean
 
 deps: postgres temporal-cli
 
@@ -44,7 +46,7 @@ prometheus:
 
 # Each fuzz target runs for FUZZTIME on top of its committed corpus (testdata/fuzz).
 FUZZTIME ?= 5s
-FUZZ_TARGETS := ./internal/invitetoken:FuzzVerify
+FUZZ_TARGETS := ./internal/invitetoken:FuzzVerify ./internal/codec:FuzzDecode ./internal/password:FuzzCheck ./server:FuzzCreateInvitationBody ./server:FuzzNameBody ./server:FuzzSubscriptionBody ./server:FuzzAcceptBody ./server:FuzzDeclineBody ./server:FuzzInviteeRequests ./server:FuzzBearerToken ./server:FuzzCodecBody
 fuzz:
 	for t in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; done
 
@@ -60,6 +62,16 @@ test: deps workflowcheck chromium prometheus
 	$(WORKFLOWCHECK) ./workflows/...
 	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory fuzz
+
+# The fault-injection suite (crashes, restarts, killed connections, Resend faults, races) is part
+# of `make test` (./...); this runs it alone. Logs of its processes: test-artifacts/faults/.
+test-faults: deps
+	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 20m -v ./internal/faults
+
+# Re-record the lifecycle histories replayed by workflows/replay_test.go, from real runs. Only for
+# a deliberately incompatible workflow change; see docs/operations.md.
+record-histories: deps
+	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -count=1 -timeout 10m ./internal/faults -run '^TestRecordHistories$$' -record
 
 bench: deps
 	mkdir -p test-artifacts

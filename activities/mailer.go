@@ -79,14 +79,20 @@ func (s statusRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // DevMailbox keeps emails instead of sending them: they are already stored in Postgres by
-// SendEmail, so it only logs where the link points, for whoever runs `make run`.
+// SendEmail, so it only logs them, with the link for whoever runs `make run`.
 type DevMailbox struct {
 	Logger *slog.Logger
+	// LogLinks writes each email's link to the log. An invite link is a key to an account, so
+	// it is on in development only.
+	LogLinks bool
 }
 
 // Send logs the message and pretends it was delivered.
 func (d DevMailbox) Send(_ context.Context, m Message) (string, error) {
-	d.Logger.Info("dev mailbox: email stored, not sent", "to", m.To, "subject", m.Subject, "kind", m.Tags["kind"],
-		"link", m.Link)
+	attrs := []any{"to", m.To, "subject", m.Subject, "kind", m.Tags["kind"]}
+	if d.LogLinks {
+		attrs = append(attrs, "link", m.Link)
+	}
+	d.Logger.Info("dev mailbox: email stored, not sent", attrs...)
 	return "dev-" + m.IdempotencyKey, nil
 }

@@ -110,8 +110,11 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, maxItems int) *f
 			}
 			key, _ := keyTok.(string)
 			sub := key
+			if key == "" {
+				sub = `""` // an empty key still needs a visible name in errors[].field
+			}
 			if path != "" {
-				sub = path + "." + key
+				sub = path + "." + sub
 			}
 			f, known := fields[key]
 			if !known {

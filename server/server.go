@@ -72,6 +72,8 @@ type Server struct {
 	metrics  *httpMetrics
 	now      func() time.Time
 	engine   *gin.Engine
+	// limits are the abuse rate limits (ratelimit.go).
+	limits rateLimits
 }
 
 // New returns the API's HTTP handler.
@@ -100,6 +102,7 @@ func newServer(d Deps, st storage) *Server {
 		log:      d.Logger,
 		metrics:  newHTTPMetrics(d.Registry),
 		now:      time.Now,
+		limits:   newRateLimits(d.Config),
 	}
 	s.engine = s.routes(d.Registry)
 	return s
@@ -122,9 +125,10 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	r.UseRawPath = true
 	r.UnescapePathValues = true
 	r.ContextWithFallback = true
-	_ = r.SetTrustedProxies(nil) // the client address is the peer's; headers are not trusted
+	// The client address is the peer's; X-Forwarded-For counts only from TRUSTED_PROXIES.
+	_ = r.SetTrustedProxies(s.cfg.TrustedProxies)
 
-	r.Use(s.requestID, s.observe, s.recoverPanics, limitBody, s.renderErrors)
+	r.Use(s.requestID, s.observe, s.recoverPanics, limitBody, s.renderErrors, s.limitInvitee)
 	r.NoRoute(func(c *gin.Context) { writeProblem(c, newProblem(codeNotFound, "No route matches this path.")) })
 	r.NoMethod(func(c *gin.Context) {
 		writeProblem(c, newProblem(codeMethodNotAllowed, "This path allows %s.", c.Writer.Header().Get("Allow")))
@@ -134,11 +138,14 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", metricsHandler(reg))
 	r.GET("/openapi.yaml", serveOpenAPI)
+	s.codecRoutes(r) // Temporal's remote codec, when payloads are encrypted
 
 	// The hosted acceptance page, authorised by the invite token.
 	r.GET("/invite", s.invitePage)
 	r.POST("/invite/accept", s.invitePageAccept)
 	r.POST("/invite/decline", s.invitePageDecline)
+	r.POST("/invite/request-renewal", s.invitePageRequestRenewal)
+	r.GET("/invite/assets/:name", serveAsset)
 
 	v1 := r.Group("/v1")
 	// Invitee routes: the invite token in the request authorises them.
@@ -153,7 +160,7 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	acct.GET("/subscriptions/:subscription_id", handle(s.getSubscription))
 	acct.POST("/groups", handle(s.createGroup))
 	acct.GET("/users", handle(s.listUsers))
-	acct.POST("/invitations", handle(s.createInvitation))
+	acct.POST("/invitations", s.limitInvitationCreate, handle(s.createInvitation))
 	acct.GET("/invitations", handle(s.listInvitations))
 	acct.GET("/invitations/:invitation_id", handle(s.getInvitation))
 	acct.GET("/invitations/:invitation_id/link", handle(s.invitationLink))

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	host, _ := os.Hostname()
 	c, err := temporalclient.Dial(ctx, cfg, logger,
 		temporalclient.WithMetricsHandler(sdkHandler),
-		temporalclient.WithIdentity(fmt.Sprintf("onboarding-worker@%s:%d", host, os.Getpid())))
+		temporalclient.WithIdentity(fmt.Sprintf("onboarding-worker@%s:%d", host, os.Getpid())),
+		temporalclient.WithPayloadEncryption(cfg))
 	if err != nil {
 		return err
 	}
@@ -80,16 +82,45 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := email.Start(); err != nil {
 		return fmt.Errorf("email worker: %w", err)
 	}
-	defer email.Stop()
 	if err := main.Start(); err != nil {
+		email.Stop()
 		return fmt.Errorf("worker: %w", err)
 	}
-	defer main.Stop()
 	logger.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "email_task_queue", cfg.EmailTaskQueue(),
-		"metrics", "http://"+ln.Addr().String()+"/metrics", "mailer", mailerName(cfg))
+		"metrics", "http://"+ln.Addr().String()+"/metrics", "mailer", mailerName(cfg), "payload_key_id", payloadKeyID(cfg))
 	<-ctx.Done()
 	logger.Info("worker stopping")
+	began := time.Now()
+	stopAll(main, email)
+	if time.Since(began) >= stopTimeout {
+		// Activities still running at the deadline were cancelled just now, and their failures,
+		// which hand them back to Temporal for an immediate retry on another worker, are on
+		// their way: closing the client under them would leave each to its start-to-close
+		// timeout instead.
+		time.Sleep(handBackGrace)
+	}
+	logger.Info("worker stopped")
 	return nil
+}
+
+// A stopping worker takes no new task and gives in-flight ones stopTimeout to finish; then it
+// cancels them and lets their cancellation reach Temporal within handBackGrace. The sum is the
+// worker's shutdown deadline (20 s), well inside Kubernetes' grace period (deploy/k8s/worker.yaml).
+const (
+	stopTimeout   = 19 * time.Second
+	handBackGrace = time.Second
+)
+
+// stopAll stops the workers at once, so they stop polling together and share one deadline
+// (WorkerStopTimeout): stopped one after the other, the email worker would go on taking emails
+// while the main one drains, then wait for them, and the process would need up to twice the
+// deadline to exit.
+func stopAll(workers ...sdkworker.Worker) {
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(w.Stop)
+	}
+	wg.Wait()
 }
 
 // New builds the two workers: workflows and Postgres activities on the main queue, and emails
@@ -97,14 +128,14 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 // 2 requests per second per team by default).
 func New(c client.Client, cfg config.Config, acts *activities.Activities) (main, email sdkworker.Worker) {
 	main = sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{
-		WorkerStopTimeout: 20 * time.Second,
+		WorkerStopTimeout: stopTimeout,
 	})
 	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	main.RegisterActivity(acts)
 
 	email = sdkworker.New(c, workflows.EmailTaskQueue(cfg.TemporalTaskQueue), sdkworker.Options{
 		TaskQueueActivitiesPerSecond: cfg.EmailRatePerSecond,
-		WorkerStopTimeout:            20 * time.Second,
+		WorkerStopTimeout:            stopTimeout,
 		DisableWorkflowWorker:        true,
 	})
 	email.RegisterActivity(acts)
@@ -114,7 +145,10 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities) (main,
 // NewActivities wires the activities to Postgres and to Resend, or to the dev mailbox when
 // RESEND_API_KEY is empty.
 func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*activities.Activities, error) {
-	var mailer activities.Mailer = activities.DevMailbox{Logger: logger}
+	var mailer activities.Mailer = activities.DevMailbox{Logger: logger, LogLinks: !cfg.Production()}
+	if cfg.ResendAPIKey == "" && cfg.Production() {
+		logger.Warn("RESEND_API_KEY is not set: emails are stored in the dev mailbox and never sent")
+	}
 	if cfg.ResendAPIKey != "" {
 		m, err := activities.NewResendMailer(cfg.ResendAPIKey, cfg.ResendBaseURL)
 		if err != nil {
@@ -125,12 +159,21 @@ func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*ac
 	return &activities.Activities{
 		Store:          st,
 		Mailer:         mailer,
-		Links:          invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret), Template: cfg.AcceptURLTemplate},
+		Links:          invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...), Template: cfg.AcceptURLTemplate},
 		From:           cfg.EmailFrom,
 		PortalURL:      cfg.PublicBaseURL,
 		Logger:         logger,
 		ProvisionDelay: cfg.ProvisionDelay,
 	}, nil
+}
+
+// payloadKeyID names the key payloads are encrypted with ("none": in clear); the API and the
+// worker must agree, so both log it at start.
+func payloadKeyID(cfg config.Config) string {
+	if cfg.PayloadKey == nil {
+		return "none"
+	}
+	return cfg.PayloadKey.ID
 }
 
 func mailerName(cfg config.Config) string {

@@ -36,6 +36,9 @@ type Config struct {
 	EmailFrom         string
 	PublicBaseURL     string
 	AcceptURLTemplate string
+	// TermsURL is the Terms of Service the invitee accepts (TERMS_URL, default
+	// {PUBLIC_BASE_URL}/terms: the portal publishes them).
+	TermsURL string
 	// EmailRatePerSecond caps sends across all workers (Resend allows 2/s per team by default).
 	EmailRatePerSecond float64
 
@@ -54,6 +57,9 @@ type Config struct {
 	WorkerMetricsAddr string
 	LogFormat         string
 	LogLevel          string
+
+	// Security settings (security.go): rotation, payload encryption, the codec endpoint, rate limits.
+	Security
 }
 
 // EmailTaskQueue is the task queue of the throttled email activities.
@@ -117,6 +123,7 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 	}
 	c.AcceptURLTemplate = strings.ReplaceAll(str("ACCEPT_URL_TEMPLATE", "{PUBLIC_BASE_URL}/invite?token={token}"),
 		"{PUBLIC_BASE_URL}", c.PublicBaseURL)
+	c.TermsURL = strings.ReplaceAll(str("TERMS_URL", "{PUBLIC_BASE_URL}/terms"), "{PUBLIC_BASE_URL}", c.PublicBaseURL)
 	if !strings.Contains(c.AcceptURLTemplate, "{token}") {
 		errs = append(errs, fmt.Errorf("ACCEPT_URL_TEMPLATE: %q must contain {token}", c.AcceptURLTemplate))
 	}
@@ -156,5 +163,6 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 	} else if c.TokenSecret != nil {
 		c.EmailHashKey = emailhash.DeriveKey(c.TokenSecret)
 	}
+	errs = append(errs, c.loadSecurity(getenv)...)
 	return c, errors.Join(errs...)
 }

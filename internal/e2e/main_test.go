@@ -130,6 +130,10 @@ func run(m *testing.M) (int, error) {
 		"BOOTSTRAP_API_TOKEN":   "e2e-" + randomHex(16),
 		"EMAIL_RATE_PER_SECOND": "100",
 		"WORKER_METRICS_ADDR":   "127.0.0.1:0",
+		// Every test calls from 127.0.0.1: the rate limits have tests of their own (security_test.go).
+		"RATE_LIMIT_INVITEE_IP":          "0",
+		"RATE_LIMIT_INVITEE_TOKEN":       "0",
+		"RATE_LIMIT_INVITATIONS_ACCOUNT": "0",
 	}
 	cfg, err := config.LoadFrom(func(k string) string { return env[k] })
 	if err != nil {
@@ -152,7 +156,7 @@ func run(m *testing.M) (int, error) {
 	if err := st.EnsureAPIToken(ctx, "bootstrap", cfg.BootstrapAPIToken, nil); err != nil {
 		return 0, err
 	}
-	tc, err := temporalclient.Dial(ctx, cfg, logger)
+	tc, err := temporalclient.Dial(ctx, cfg, logger, temporalclient.WithPayloadEncryption(cfg))
 	if err != nil {
 		return 0, err
 	}
@@ -174,7 +178,7 @@ func run(m *testing.M) (int, error) {
 
 	newAPI := func(c config.Config) *httptest.Server {
 		return httptest.NewServer(server.New(server.Deps{
-			Config: c, Store: st, Temporal: tc, Signer: invitetoken.NewSigner(c.TokenSecret),
+			Config: c, Store: st, Temporal: tc, Signer: invitetoken.NewSigner(c.TokenSecret, c.TokenSecretPrevious...),
 			Hasher: password.NewHasher(4), Logger: logger, Registry: prometheus.NewRegistry(),
 		}))
 	}

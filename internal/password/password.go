@@ -61,6 +61,9 @@ func Check(pw string) string {
 	if len(missing) > 0 {
 		return "password must contain " + strings.Join(missing, ", ")
 	}
+	if Common(pw) {
+		return "password is one of the most commonly used passwords, which attackers try first; choose another"
+	}
 	return ""
 }
 

@@ -144,6 +144,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		"BOOTSTRAP_API_TOKEN":   "test-" + RandomHex(16),
 		"EMAIL_RATE_PER_SECOND": "100",
 		"WORKER_METRICS_ADDR":   "127.0.0.1:0",
+		// Every test calls from 127.0.0.1: rate limits are tested on servers of their own.
+		"RATE_LIMIT_INVITEE_IP":          "0",
+		"RATE_LIMIT_INVITEE_TOKEN":       "0",
+		"RATE_LIMIT_INVITATIONS_ACCOUNT": "0",
 	}
 	if s.Cfg, err = config.LoadFrom(func(k string) string { return env[k] }); err != nil {
 		return nil, err
@@ -163,7 +167,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := s.Store.EnsureAPIToken(ctx, "bootstrap", s.Token, nil); err != nil {
 		return nil, err
 	}
-	if s.Temporal, err = temporalclient.Dial(ctx, s.Cfg, s.Logger); err != nil {
+	if s.Temporal, err = temporalclient.Dial(ctx, s.Cfg, s.Logger, temporalclient.WithPayloadEncryption(s.Cfg)); err != nil {
 		return nil, err
 	}
 	s.defer_(s.Temporal.Close)
@@ -192,7 +196,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 // Handler returns the real API router over the stack's database and Temporal, with cfg.
 func (s *Stack) Handler(cfg config.Config, reg *prometheus.Registry) http.Handler {
 	return server.New(server.Deps{
-		Config: cfg, Store: s.Store, Temporal: s.Temporal, Signer: invitetoken.NewSigner(cfg.TokenSecret),
+		Config: cfg, Store: s.Store, Temporal: s.Temporal, Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...),
 		Hasher: password.NewHasher(4), Logger: s.Logger, Registry: reg,
 	})
 }

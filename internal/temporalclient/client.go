@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/onboarding-service/onboarding/internal/codec"
 	"github.com/onboarding-service/onboarding/internal/config"
 )
 
@@ -26,6 +27,21 @@ func WithMetricsHandler(h client.MetricsHandler) Option {
 // WithIdentity names this process in Temporal (the worker list, the history's identity fields).
 func WithIdentity(identity string) Option {
 	return func(o *client.Options) { o.Identity = identity }
+}
+
+// WithPayloadEncryption seals every payload this client (and a worker built on it) writes to
+// Temporal with AES-256-GCM under cfg's PAYLOAD_ENCRYPTION_KEY, and opens payloads sealed under
+// it or a previous key. Failure messages and stack traces are moved into the sealed payloads too.
+// Without a key it changes nothing. The API and the worker must agree: pass it to both.
+func WithPayloadEncryption(cfg config.Config) Option {
+	return func(o *client.Options) {
+		if cfg.PayloadKey == nil {
+			return
+		}
+		dc := codec.DataConverter(codec.New(*cfg.PayloadKey, cfg.PayloadKeysPrevious...))
+		o.DataConverter = dc
+		o.FailureConverter = codec.FailureConverter(dc)
+	}
 }
 
 // Options returns the client options for cfg without connecting; Dial uses it, and tests can

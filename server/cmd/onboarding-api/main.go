@@ -1,4 +1,9 @@
 // Command onboarding-api serves the onboarding service's HTTP API.
+//
+//	onboarding-api                                          serve the API
+//	onboarding-api tokens create --name NAME [--account ID] create an API token (printed once)
+//	onboarding-api tokens list                              list API tokens (never the tokens)
+//	onboarding-api tokens revoke TOKEN_ID                   revoke an API token
 package main
 
 import (
@@ -41,6 +46,13 @@ func main() {
 	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "tokens" {
+		os.Exit(tokensCommand(ctx, cfg, os.Args[2:]))
+	}
+	if len(os.Args) > 1 {
+		fmt.Fprintf(os.Stderr, "onboarding-api: unknown command %q\n%s\n", os.Args[1], tokensUsage)
+		os.Exit(2)
+	}
 	if err := run(ctx, cfg, logger); err != nil {
 		logger.Error("onboarding-api failed", "error", err)
 		os.Exit(1)
@@ -51,6 +63,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.TokenSecretIsRandom {
 		logger.Warn("TOKEN_SECRET is not set: using a random one, so invite links stop working when the API restarts and differ from the worker's")
 	}
+	logSecuritySettings(cfg, logger)
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -63,7 +76,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 
 	host, _ := os.Hostname()
-	tc, err := dialTemporal(ctx, cfg, logger, temporalclient.WithIdentity(fmt.Sprintf("onboarding-api@%s:%d", host, os.Getpid())))
+	tc, err := dialTemporal(ctx, cfg, logger, temporalclient.WithIdentity(fmt.Sprintf("onboarding-api@%s:%d", host, os.Getpid())),
+		temporalclient.WithPayloadEncryption(cfg))
 	if err != nil && ctx.Err() != nil {
 		logger.Info("stopped while waiting for Temporal")
 		return nil
@@ -77,7 +91,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Config:   cfg,
 		Store:    st,
 		Temporal: tc,
-		Signer:   invitetoken.NewSigner(cfg.TokenSecret),
+		Signer:   invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...),
 		Hasher:   password.NewHasher(maxConcurrentHashes),
 		Logger:   logger,
 		Registry: prometheus.NewRegistry(),
@@ -139,4 +153,39 @@ func dialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, o
 		}
 		backoff = min(backoff*2, 15*time.Second)
 	}
+}
+
+// tokensCommand runs `onboarding-api tokens ...` and returns the exit status.
+func tokensCommand(ctx context.Context, cfg config.Config, args []string) int {
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "onboarding-api tokens: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	err = runTokens(ctx, st, args, os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, errUsage):
+		return 2
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "onboarding-api tokens: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// logSecuritySettings says at start which protections are on, never with a secret's value.
+func logSecuritySettings(cfg config.Config, logger *slog.Logger) {
+	if cfg.PayloadKey != nil {
+		logger.Info("payload encryption on", "key_id", cfg.PayloadKey.ID, "previous_keys", len(cfg.PayloadKeysPrevious),
+			"codec_endpoint", cfg.CodecAuthToken != "")
+	} else if cfg.Production() {
+		logger.Warn("PAYLOAD_ENCRYPTION_KEY is not set: invitation payloads (names, addresses) are stored in Temporal in clear")
+	}
+	if cfg.PayloadKey != nil && cfg.CodecAuthToken == "" {
+		logger.Info("CODEC_AUTH_TOKEN is not set: /codec/decode and /codec/encode are not served")
+	}
+	logger.Info("rate limits", "invitee_per_ip", cfg.RateInviteeIP.String(), "invitee_per_token", cfg.RateInviteeToken.String(),
+		"invitations_per_account", cfg.RateInvitationCreate.String(), "trusted_proxies", len(cfg.TrustedProxies),
+		"token_secrets_previous", len(cfg.TokenSecretPrevious))
 }
