@@ -2,13 +2,16 @@ package activities
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"log/slog"
+	"strings"
 	texttemplate "text/template"
+	"unicode"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
@@ -58,11 +61,13 @@ var ErrRejected = errors.New("email rejected")
 //go:embed templates
 var templateFiles embed.FS
 
+// Both template sets see the same helpers; html/template escapes every value for its context,
+// text/template writes values as they are (a text part is plain text, nothing interprets it).
 var (
 	htmlTemplates = htmltemplate.Must(htmltemplate.New("").Funcs(htmltemplate.FuncMap{
 		"button": func(link, label string) map[string]string { return map[string]string{"Link": link, "Label": label} },
 	}).ParseFS(templateFiles, "templates/*.html"))
-	textTemplates = texttemplate.Must(texttemplate.ParseFS(templateFiles, "templates/*.txt"))
+	textTemplates = texttemplate.Must(texttemplate.New("").ParseFS(templateFiles, "templates/*.txt"))
 )
 
 // SendEmailInput names one email of an invitation: its kind and, for invites, the send number
@@ -89,19 +94,31 @@ type SendEmailResult struct {
 // StatusSkipped says an email was not sent because the invitation moved on meanwhile.
 const StatusSkipped = "skipped"
 
-// emailData is what the templates see. html/template escapes every value.
+// emailData is what the templates see. html/template escapes every value; subjects go through
+// oneLine.
 type emailData struct {
-	Email       string
-	FirstName   string
-	LastName    string
-	InviterName string
-	Account     string
-	Application string
-	Plan        string
-	Role        string
-	ExpiresAt   string
-	Link        string
+	Email     string
+	FirstName string
+	LastName  string
+	FullName  string // first and last name; empty when the invitation has neither
+	// Invitee names the invitee for others: "Jane Doe (jane@example.com)", or the email alone.
+	Invitee      string
+	InviterName  string
+	InviterEmail string
+	Account      string
+	Application  string
+	Plan         string // the subscription's name
+	Role         string
+	ExpiresAt    string // in UTC, spelled out
+	Link         string
+	// Preheader is the line mail clients show after the subject; Footer says why the recipient
+	// got the email.
+	Preheader string
+	Footer    string
 }
+
+// expiryLayout spells the expiry out in UTC, so nobody has to guess the time zone.
+const expiryLayout = "Monday, 2 January 2006 at 15:04 UTC"
 
 // SendEmail renders and sends one email of an invitation, at most once per idempotency key.
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
@@ -146,7 +163,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		if ferr := a.Store.FinishEmail(ctx, key, "failed", "", err.Error()); ferr != nil {
 			return SendEmailResult{}, ferr
 		}
-		a.logger(ctx).Warn("email rejected", "invitation_id", inv.ID, "kind", in.Kind, "error", err)
+		a.logger(ctx, inv).Warn("email rejected", "kind", in.Kind, "error", err)
 		return SendEmailResult{Status: "failed", Error: err.Error()}, nil
 	}
 	if err != nil {
@@ -174,29 +191,31 @@ func (a *Activities) MarkEmailFailed(ctx context.Context, in MarkEmailFailedInpu
 }
 
 func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, error) {
-	d := emailData{
-		Email: inv.Email, FirstName: inv.FirstName, LastName: inv.LastName, InviterName: inv.InviterName,
-		Account: inv.AccountName, Application: inv.Application, Plan: inv.Subscription, Role: inv.Role,
-		ExpiresAt: inv.ExpiresAt.UTC().Format("Monday, 2 January 2006 at 15:04 UTC"),
-		Link:      a.Links.InviteURL(inv.ID, in.Generation),
-	}
-	var subject string
+	d := newEmailData(inv)
+	d.Link = a.Links.InviteURL(inv.ID, in.Generation)
 	to := inv.Email
+	var subject string
 	switch in.Kind {
 	case KindInvite:
 		subject = fmt.Sprintf("You're invited to join %s on %s", d.Account, d.Application)
 		if d.InviterName != "" {
 			subject = fmt.Sprintf("%s invited you to join %s on %s", d.InviterName, d.Account, d.Application)
 		}
+		d.Preheader = fmt.Sprintf("Join %s on %s as %s. The invitation is valid until %s.", d.Account, d.Application, d.Role, d.ExpiresAt)
 	case KindReminder:
-		subject = fmt.Sprintf("Reminder: your invitation to %s expires %s", d.Account, inv.ExpiresAt.UTC().Format("2 Jan 2006"))
+		subject = fmt.Sprintf("Reminder: your invitation to %s expires %s", d.Account, inv.ExpiresAt.UTC().Format("2 Jan 2006 15:04 UTC"))
+		d.Preheader = fmt.Sprintf("Your invitation to join %s on %s expires on %s.", d.Account, d.Application, d.ExpiresAt)
 	case KindWelcome:
 		subject = fmt.Sprintf("Welcome to %s on %s", d.Account, d.Application)
 		d.Link = a.PortalURL
+		d.Preheader = fmt.Sprintf("Your access to %s in %s is ready.", d.Application, d.Account)
 	case KindRenewalRequest:
-		subject = fmt.Sprintf("%s %s asked for a new invitation to %s", d.FirstName, d.LastName, d.Account)
+		subject = fmt.Sprintf("%s asked for a new invitation to %s", cmp.Or(d.FullName, d.Email), d.Account)
 		d.Link = a.PortalURL
 		to = inv.InviterEmail
+		d.Preheader = fmt.Sprintf("Their invitation to join %s on %s expired on %s.", d.Account, d.Application, d.ExpiresAt)
+		d.Footer = fmt.Sprintf("You received this email because you invited %s to %s. We send it at most once a day per invitation.",
+			d.Invitee, d.Account)
 	default:
 		return Message{}, fmt.Errorf("unknown email kind %q", in.Kind)
 	}
@@ -208,18 +227,54 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 		return Message{}, err
 	}
 	return Message{
-		From: a.From, To: to, Subject: subject, HTML: html.String(), Text: text.String(),
+		From: a.From, To: to, Subject: oneLine(subject), HTML: html.String(), Text: text.String(),
 		IdempotencyKey: in.IdempotencyKey(),
 		Tags:           map[string]string{"kind": in.Kind},
 		Link:           d.Link,
 	}, nil
 }
 
-func (a *Activities) logger(ctx context.Context) *slog.Logger {
+// newEmailData holds what every kind of email says about the invitation.
+func newEmailData(inv store.Invitation) emailData {
+	// Values are kept to one line each, so a name cannot start a line of its own in the text part.
+	d := emailData{
+		Email: oneLine(inv.Email), FirstName: oneLine(inv.FirstName), LastName: oneLine(inv.LastName),
+		InviterName: oneLine(inv.InviterName), InviterEmail: oneLine(inv.InviterEmail),
+		Account: oneLine(inv.AccountName), Application: oneLine(inv.Application), Plan: oneLine(inv.Subscription),
+		Role: oneLine(inv.Role), ExpiresAt: inv.ExpiresAt.UTC().Format(expiryLayout),
+	}
+	d.FullName = strings.TrimSpace(d.FirstName + " " + d.LastName)
+	d.Invitee = d.Email
+	if d.FullName != "" {
+		d.Invitee = d.FullName + " (" + d.Email + ")"
+	}
+	by := "someone"
+	if d.InviterName != "" {
+		by = d.InviterName
+	}
+	d.Footer = fmt.Sprintf("You received this email because %s invited %s to %s. If you did not expect it, you can ignore it: nothing happens unless you accept.",
+		by, d.Email, d.Account)
+	return d
+}
+
+// oneLine turns control characters (line breaks, tabs) into single spaces, so a value or a
+// subject stays on one line whatever the names in it hold.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Join(strings.FieldsFunc(s, unicode.IsControl), " ")
+}
+
+// logger returns the activities' logger with the invitation's and account's ids, and the
+// workflow's and activity's when ctx is an activity's, so that every line about an invitation
+// can be found by either id.
+func (a *Activities) logger(ctx context.Context, inv store.Invitation) *slog.Logger {
 	l := a.Logger
 	if l == nil {
 		l = slog.Default()
 	}
+	l = l.With("invitation_id", inv.ID, "account_id", inv.AccountID)
 	if activity.IsActivity(ctx) {
 		info := activity.GetInfo(ctx)
 		l = l.With("workflow_id", info.WorkflowExecution.ID, "activity", info.ActivityType.Name, "attempt", info.Attempt)
