@@ -78,7 +78,7 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 		if merr := workflow.ExecuteActivity(mctx, a.MarkEmailFailed, activities.MarkEmailFailedInput{
 			Email: in, Reason: err.Error(),
 		}).Get(ctx, nil); merr != nil {
-			workflow.GetLogger(ctx).Error("email failure not recorded", "error", merr)
+			w.logger(ctx).Error("email failure not recorded", "error", merr)
 		}
 	}
 	if res.Status == activities.StatusSkipped || (in.Kind != activities.KindInvite && in.Kind != activities.KindReminder) {

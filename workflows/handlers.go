@@ -66,7 +66,7 @@ func (w *invitation) create(ctx workflow.Context) (State, error) {
 		// leaves nothing behind, then tell the caller to try again.
 		undo := workflow.WithActivityOptions(ctx, dbOptions("Undo a create that did not finish"))
 		if uerr := workflow.ExecuteActivity(undo, a.DiscardInvitation, w.id()).Get(ctx, nil); uerr != nil {
-			workflow.GetLogger(ctx).Error("undo of an unfinished create failed", "error", uerr)
+			w.logger(ctx).Error("undo of an unfinished create failed", "error", uerr)
 		}
 		return w.st, temporal.NewApplicationError("the invitation could not be recorded: "+err.Error(), "unavailable")
 	}
@@ -301,7 +301,7 @@ func (w *invitation) expire(ctx workflow.Context) {
 	}
 	if err := w.close(ctx, StatusExpired, "not accepted before "+w.st.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
 		// Postgres disagrees (only possible if it was changed by hand): the workflow's clock wins.
-		workflow.GetLogger(ctx).Error("expiry not recorded", "error", err)
+		w.logger(ctx).Error("expiry not recorded", "error", err)
 		w.st.Status = StatusExpired
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -97,9 +98,11 @@ func (w *invitation) setup(ctx workflow.Context) error {
 }
 
 func (w *invitation) run(ctx workflow.Context) (State, error) {
-	logger := workflow.GetLogger(ctx)
+	logger := w.logger(ctx)
 	if w.st.Status == "" {
-		ok, err := workflow.AwaitWithTimeout(ctx, createWait, func() bool { return w.st.Status != "" })
+		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout: createWait, TimerOptions: workflow.TimerOptions{Summary: "Wait for the create update"},
+		}, func() bool { return w.st.Status != "" })
 		if err != nil {
 			return w.st, err
 		}
@@ -161,7 +164,13 @@ func (w *invitation) waitPending(ctx workflow.Context) error {
 		due, reminder = at, true
 	}
 	gen := w.st.Generation
-	changed, err := workflow.AwaitWithTimeout(ctx, due.Sub(now), func() bool {
+	summary := fmt.Sprintf("Expiry of generation %d", w.st.Generation)
+	if reminder {
+		summary = fmt.Sprintf("Reminder of generation %d", w.st.Generation)
+	}
+	changed, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+		Timeout: due.Sub(now), TimerOptions: workflow.TimerOptions{Summary: summary},
+	}, func() bool {
 		return w.st.Status != StatusPending || w.st.Generation != gen || w.renewed || w.historyFull(ctx)
 	})
 	if err != nil || changed {
@@ -209,7 +218,7 @@ func (w *invitation) publish(ctx workflow.Context) {
 		updates = append(updates, SearchDelivery.ValueSet(w.st.Delivery.Status))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
-		workflow.GetLogger(ctx).Error("search attributes not updated", "error", err)
+		w.logger(ctx).Error("search attributes not updated", "error", err)
 	}
 	workflow.SetCurrentDetails(ctx, w.waitingFor())
 }
@@ -222,7 +231,7 @@ func (w *invitation) waitingFor() string {
 		if !w.st.InviteSent {
 			return fmt.Sprintf("Sending the invitation email (generation %d).", w.st.Generation)
 		}
-		s := fmt.Sprintf("Waiting for %s to accept or decline until %s (generation %d, %d sends).",
+		s := fmt.Sprintf("Waiting for %s to accept or decline until %s (generation %d, sends: %d).",
 			maskEmail(w.in.Email), w.st.ExpiresAt.UTC().Format(time.RFC3339), w.st.Generation, w.st.Sends)
 		if at := w.reminderAt(); !w.st.ReminderSent && !at.IsZero() {
 			s += " Reminder due " + at.UTC().Format(time.RFC3339) + "."
@@ -252,6 +261,12 @@ func maskEmail(email string) string {
 }
 
 func (w *invitation) id() uuid.UUID { return uuid.MustParse(w.in.InvitationID) }
+
+// logger is the workflow's replay-safe logger with the invitation's and account's ids on every
+// line (the SDK adds the workflow and run ids).
+func (w *invitation) logger(ctx workflow.Context) log.Logger {
+	return log.With(workflow.GetLogger(ctx), "invitation_id", w.in.InvitationID, "account_id", w.in.AccountID)
+}
 
 func businessErr(typ, format string, args ...any) error {
 	return temporal.NewApplicationError(fmt.Sprintf(format, args...), typ)
