@@ -20,7 +20,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) decode(t *testing.T, v any) {
+func (r response) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decoding %s: %v", r.Body, err)
@@ -58,7 +58,7 @@ func (r response) expectProblem(t *testing.T, status int, code string) problem {
 	return p
 }
 
-func (r response) expect(t *testing.T, status int) response {
+func (r response) expect(t testing.TB, status int) response {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
@@ -76,7 +76,7 @@ func portal() apiClient  { return apiClient{base: stack.API.URL, token: stack.To
 func short() apiClient   { return apiClient{base: stack.Short.URL, token: stack.Token} }
 func invitee() apiClient { return apiClient{base: stack.API.URL} }
 
-func (c apiClient) do(t *testing.T, method, path string, body any, header ...string) response {
+func (c apiClient) do(t testing.TB, method, path string, body any, header ...string) response {
 	t.Helper()
 	r, err := c.call(method, path, body, header...)
 	if err != nil {
@@ -249,7 +249,7 @@ type fixture struct {
 	GroupID        string
 }
 
-func newFixture(t *testing.T, seats int) fixture {
+func newFixture(t testing.TB, seats int) fixture {
 	t.Helper()
 	var f fixture
 	f.AccountName = "Acme " + randomHex(3)
