@@ -1,357 +1,586 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
+	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/workflows"
 )
 
-func (h *harness) invitationBody(extra string) string {
-	return fmt.Sprintf(`{"email":"jane@acme.test","first_name":"Jane","last_name":"Doe","subscription_id":"%s","role":"editor"%s}`, h.sub.ID, extra)
+// serverWith builds another server with the harness's configuration and dependencies, changed by f.
+func (h *harness) serverWith(f func(*Deps)) *Server {
+	d := h.deps()
+	f(&d)
+	var st storage
+	if d.Store != nil {
+		st = d.Store
+	}
+	return newServer(d, st)
 }
 
-func appError(code string, details ...any) error {
-	return temporal.NewApplicationErrorWithOptions("refused: "+code, code, temporal.ApplicationErrorOptions{NonRetryable: true, Details: details})
+// deadTemporal is a real Temporal client pointed at an address nothing listens on.
+func deadTemporal(t *testing.T) client.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	c, err := client.NewLazyClient(client.Options{
+		HostPort: addr, Namespace: stack.Cfg.TemporalNamespace,
+		Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// closedStore is a real store whose pool is closed.
+func closedStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), stack.DBURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	return st
+}
+
+// within sends a request to s that gives up after d, as a client with a timeout would.
+func within(s *Server, d time.Duration, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	req := httptest.NewRequest(method, path, strings.NewReader(body)).WithContext(ctx)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	w := httptest.NewRecorder()
+	s.engine.ServeHTTP(w, req)
+	return w
+}
+
+// workflowExists reports whether Temporal has a workflow for the invitation id.
+func workflowExists(t *testing.T, id uuid.UUID) bool {
+	t.Helper()
+	_, err := stack.Temporal.DescribeWorkflow(t.Context(), workflows.InvitationWorkflowID(id.String()), "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// claimedID is the invitation id an Idempotency-Key of the harness account is bound to.
+func (h *harness) claimedID(key string) uuid.UUID {
+	h.t.Helper()
+	var id uuid.UUID
+	if err := stack.Store.Pool.QueryRow(context.Background(),
+		`select invitation_id from idempotency_keys where account_id = $1 and key = $2`, h.account.ID, key).Scan(&id); err != nil {
+		h.t.Fatalf("idempotency key %s: %v", key, err)
+	}
+	return id
+}
+
+// accountWorkflows lists the ids of the account's invitation workflows, by search attribute.
+func (h *harness) accountWorkflows() []string {
+	h.t.Helper()
+	resp, err := stack.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("%s = '%s'", workflows.SearchAccountID.GetName(), h.account.ID),
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range resp.Executions {
+		ids = append(ids, e.Execution.WorkflowId)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func TestCreateInvitation(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	body := h.invitationBody(fmt.Sprintf(`,"group_ids":["%s"],"phone":"+1 555 0100","inviter":{"name":"Ada","email":"ada@acme.test"}`, h.group.ID))
+	email := uniqueEmail("jane")
+	body := h.inviteBody(email, fmt.Sprintf(`,"group_ids":["%s"],"phone":"+1 555 0100","inviter":{"name":"Ada","email":"ada@acme.test"}`, h.group.ID))
+	before := time.Now()
 	w := h.api("POST", h.accountPath("/invitations"), body)
+	after := time.Now()
 	got := decodeJSON[map[string]any](t, w, 201)
 
 	id := got["id"].(string)
 	if w.Header().Get("Location") != h.accountPath("/invitations/"+id) {
 		t.Errorf("Location = %q", w.Header().Get("Location"))
 	}
+	if w.Header().Get("Idempotent-Replayed") != "" {
+		t.Error("a first create says it is replayed")
+	}
 	for k, want := range map[string]any{
-		"account_id": h.account.ID.String(), "email": "jane@acme.test", "first_name": "Jane", "last_name": "Doe",
+		"account_id": h.account.ID.String(), "email": email, "first_name": "Jane", "last_name": "Doe",
 		"user_id": nil, "subscription_id": h.sub.ID.String(), "application": "analytics", "role": "editor",
-		"status": "pending", "sends": 0.0, "phone": "+1 555 0100",
-		"group_ids": []any{h.group.ID.String()}, "delivery": map[string]any{"status": "queued", "error": nil},
-		"inviter": map[string]any{"name": "Ada", "email": "ada@acme.test"},
+		"status": "pending", "sends": 1.0, "phone": "+1 555 0100",
+		"group_ids": []any{h.group.ID.String()}, "inviter": map[string]any{"name": "Ada", "email": "ada@acme.test"},
 	} {
 		if fmt.Sprint(got[k]) != fmt.Sprint(want) {
 			t.Errorf("%s = %v, want %v", k, got[k], want)
 		}
 	}
+	// The 201 may be read before or after the worker picked the invite email up.
+	if d := fmt.Sprint(got["delivery"]); d != "map[error:<nil> status:queued]" && d != "map[error:<nil> status:sent]" {
+		t.Errorf("delivery = %s", d)
+	}
+	times := map[string]time.Time{}
 	for _, k := range []string{"expires_at", "created_at", "updated_at"} {
-		if _, err := time.Parse(time.RFC3339, got[k].(string)); err != nil {
-			t.Errorf("%s: %v", k, err)
+		v, err := time.Parse(time.RFC3339, got[k].(string))
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
 		}
+		times[k] = v
+	}
+	if exp := times["expires_at"]; exp.Before(before.Add(168*time.Hour-time.Second)) || exp.After(after.Add(168*time.Hour+time.Second)) {
+		t.Errorf("expires_at %s is not INVITATION_TTL (168h) after the request", exp)
 	}
 	u, err := url.Parse(got["invite_url"].(string))
-	if err != nil || u.Host != "localhost:8080" || u.Path != "/invite" {
+	if err != nil || u.Scheme+"://"+u.Host != h.cfg.PublicBaseURL || u.Path != "/invite" {
 		t.Fatalf("invite_url = %v", got["invite_url"])
 	}
 	if tokID, gen, err := h.srv.signer.Verify(u.Query().Get("token")); err != nil || tokID.String() != id || gen != 1 {
 		t.Errorf("token verifies to %s %d %v", tokID, gen, err)
 	}
 
-	if len(h.temporal.starts) != 1 {
-		t.Fatalf("%d starts", len(h.temporal.starts))
+	// The row holds what the workflow was given.
+	invID := uuid.MustParse(id)
+	row := h.row(invID)
+	if row.AccountName != "Acme" || row.Subscription != "Team" || row.InviterName != "Ada" || row.InviterEmail != "ada@acme.test" ||
+		row.UserID != nil || !slices.Equal(row.GroupIDs, []uuid.UUID{h.group.ID}) || row.Generation != 1 {
+		t.Errorf("row = %+v", row)
 	}
-	in, opts := h.temporal.starts[0], h.temporal.startOpts[0]
-	if opts.ID != "invitation:"+id || opts.TaskQueue != "onboarding" || opts.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
-		t.Errorf("start options = %+v", opts)
-	}
-	if opts.StaticSummary != "Invite j…@acme.test to Acme / analytics as editor" {
-		t.Errorf("summary = %q", opts.StaticSummary)
-	}
-	if in.Settings.TTL != 168*time.Hour || in.Settings.ReminderBefore != 48*time.Hour || in.Settings.ResendMinInterval != time.Minute {
-		t.Errorf("settings = %+v", in.Settings)
-	}
-	if in.AccountName != "Acme" || in.SubscriptionName != "Team" || in.Inviter.Name != "Ada" || len(in.GroupIDs) != 1 || in.UserID != "" {
-		t.Errorf("input = %+v", in)
-	}
-}
 
-func TestCreateInvitationForExistingUser(t *testing.T) {
-	h := newHarness(t)
-	user := store.User{ID: uuid.New(), Email: "Old@Acme.test", FirstName: "Old", LastName: "Timer"}
-	h.store.users[user.ID] = user
-	body := fmt.Sprintf(`{"user_id":"%s","subscription_id":"%s","role":"admin"}`, user.ID, h.sub.ID)
-	got := decodeJSON[map[string]any](t, h.api("POST", h.accountPath("/invitations"), body), 201)
-	if got["user_id"] != user.ID.String() || got["email"] != "Old@Acme.test" || got["first_name"] != "Old" {
-		t.Fatalf("invitation = %v", got)
+	// One workflow per invitation, on the configured task queue, with a summary that masks the address.
+	desc, err := stack.Temporal.DescribeWorkflow(t.Context(), workflows.InvitationWorkflowID(id), "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	decodeProblem(t, h.api("POST", h.accountPath("/invitations"),
-		fmt.Sprintf(`{"user_id":"%s","subscription_id":"%s","role":"admin"}`, uuid.New(), h.sub.ID)), 404, codeNotFound)
+	if desc.WorkflowType.Name != workflows.WorkflowName || desc.TaskQueueName != h.cfg.TemporalTaskQueue {
+		t.Errorf("workflow %s on %s", desc.WorkflowType.Name, desc.TaskQueueName)
+	}
+	if summary, err := desc.GetStaticSummary(); err != nil || summary != "Invite j…@acme.test to Acme / analytics as editor" {
+		t.Errorf("summary = %q %v", summary, err)
+	}
+	if acc, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchAccountID); acc != h.account.ID.String() {
+		t.Errorf("AccountId = %q", acc)
+	}
+
+	// The lifecycle settings reached the workflow: its expiry is the answer's, its reminder is
+	// REMINDER_BEFORE (48h) ahead, and a resend waits for RESEND_MIN_INTERVAL (1m).
+	var st workflows.State
+	eventually(t, 20*time.Second, "the invite email to go out", func() bool {
+		st = workflowState(t, invID)
+		return st.InviteSent && st.Delivery.Status == workflows.DeliverySent
+	})
+	if !st.ExpiresAt.Truncate(time.Second).Equal(times["expires_at"].Truncate(time.Second)) || st.Generation != 1 {
+		t.Errorf("workflow state %+v, answer's expiry %s", st, times["expires_at"])
+	}
+	if want := "Reminder due " + st.ExpiresAt.Add(-48*time.Hour).UTC().Format(time.RFC3339); !strings.Contains(st.WaitingFor, want) {
+		t.Errorf("waiting for %q, want %q", st.WaitingFor, want)
+	}
+	w = h.api("POST", h.accountPath("/invitations/"+id+"/resend"), "")
+	decodeProblem(t, w, 429, codeRateLimited)
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 30 || ra > 60 {
+		t.Errorf("Retry-After = %q, want the rest of a minute", w.Header().Get("Retry-After"))
+	}
+
+	// The email carries the link, and the invitation then says it was sent.
+	eventually(t, 10*time.Second, "the email to "+email, func() bool { return len(stack.Resend.EmailsTo(email)) == 1 })
+	if text := stack.Resend.EmailsTo(email)[0].Text; !strings.Contains(text, got["invite_url"].(string)) {
+		t.Errorf("email lacks %s:\n%s", got["invite_url"], text)
+	}
+	eventually(t, 10*time.Second, "the invitation to show the email sent", func() bool {
+		v := decodeJSON[invitationView](t, h.api("GET", h.accountPath("/invitations/"+id), ""), 200)
+		return v.Sends == 1 && v.Delivery != nil && v.Delivery.Status == "sent" && v.Delivery.Error == nil
+	})
 }
 
 func TestCreateInvitationRefusals(t *testing.T) {
-	h := newHarness(t)
+	t.Parallel()
+	h, other := newHarness(t, withSeats(2)), newHarness(t)
 	path := h.accountPath("/invitations")
+	email := uniqueEmail("Jane")
 
-	decodeProblem(t, h.api("POST", path, strings.Replace(h.invitationBody(""), h.sub.ID.String(), uuid.NewString(), 1)), 404, codeNotFound)
-	other, _ := h.store.CreateAccount(t.Context(), "Other")
-	otherSub, _ := h.store.CreateSubscription(t.Context(), other.ID, "x", "y", 5, []string{"editor"})
-	decodeProblem(t, h.api("POST", path, strings.Replace(h.invitationBody(""), h.sub.ID.String(), otherSub.ID.String(), 1)), 404, codeNotFound)
+	decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), h.sub.ID.String(), uuid.NewString(), 1)), 404, codeNotFound)
+	decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), h.sub.ID.String(), other.sub.ID.String(), 1)), 404, codeNotFound)
 
-	p := decodeProblem(t, h.api("POST", path, strings.Replace(h.invitationBody(""), `"editor"`, `"owner"`, 1)), 422, codeValidation)
+	p := decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), `"editor"`, `"owner"`, 1)), 422, codeValidation)
 	if !hasField(&p, "role") || !strings.Contains(p.Errors[0].Message, "admin, editor") {
 		t.Errorf("role: %+v", p.Errors)
 	}
-	otherGroup, _ := h.store.CreateGroup(t.Context(), other.ID, "Theirs")
-	p = decodeProblem(t, h.api("POST", path, h.invitationBody(fmt.Sprintf(`,"group_ids":["%s","%s","%s"]`, h.group.ID, h.group.ID, otherGroup.ID))), 422, codeValidation)
+	// The account's own group, twice, is fine; the other account's is named by its index.
+	p = decodeProblem(t, h.api("POST", path, h.inviteBody(email, fmt.Sprintf(`,"group_ids":["%s","%s","%s"]`, h.group.ID, h.group.ID, other.group.ID))), 422, codeValidation)
 	if len(p.Errors) != 1 || p.Errors[0].Field != "group_ids[2]" {
 		t.Errorf("groups: %+v", p.Errors)
 	}
 
-	member := store.User{ID: uuid.New(), Email: "member@acme.test"}
-	h.store.users[member.ID] = member
-	h.store.members[h.account.ID] = []uuid.UUID{member.ID}
-	decodeProblem(t, h.api("POST", path, strings.Replace(h.invitationBody(""), "jane@acme.test", "MEMBER@acme.test", 1)), 409, codeAlreadyMember)
-
-	existing := h.pending("Jane@Acme.test")
-	p = decodeProblem(t, h.api("POST", path, h.invitationBody("")), 409, codeDuplicateInvitation)
+	// Two seats: one used by a member, one held by a pending invitation.
+	memberEmail := uniqueEmail("member")
+	h.member(memberEmail)
+	existing := h.pending(email)
+	decodeProblem(t, h.api("POST", path, h.inviteBody(strings.ToUpper(memberEmail), "")), 409, codeAlreadyMember)
+	p = decodeProblem(t, h.api("POST", path, h.inviteBody(strings.ToLower(email), "")), 409, codeDuplicateInvitation)
 	if p.InvitationID != existing.ID.String() || !strings.Contains(p.Detail, existing.ID.String()) {
 		t.Errorf("duplicate: %+v", p)
 	}
+	decodeProblem(t, h.api("POST", path, h.inviteBody(uniqueEmail("june"), "")), 409, codeSeatsExhausted)
 
-	full := h.sub
-	full.SeatsReserved = full.Seats
-	h.store.subs[full.ID] = full
-	decodeProblem(t, h.api("POST", path, strings.Replace(h.invitationBody(""), "jane@", "june@", 1)), 409, codeSeatsExhausted)
-	if len(h.temporal.starts) != 0 {
-		t.Errorf("a refused request started %d workflows", len(h.temporal.starts))
+	// None of the refused requests started a workflow: the account has the two it made. A
+	// workflow's search attributes are set by its first task, which an update-with-start
+	// waits for, so one started by a refused request would be listed by now.
+	want := []string{workflows.InvitationWorkflowID(existing.ID.String())}
+	for _, inv := range decodeJSON[invitationListView](t, h.api("GET", path+"?status=accepted", ""), 200).Items {
+		want = append(want, workflows.InvitationWorkflowID(inv.ID.String()))
+	}
+	slices.Sort(want)
+	eventually(t, 10*time.Second, "Temporal's visibility to list the account's workflows", func() bool {
+		return slices.Equal(h.accountWorkflows(), want)
+	})
+	time.Sleep(time.Second)
+	if got := h.accountWorkflows(); !slices.Equal(got, want) {
+		t.Errorf("the account's workflows are %v, want %v", got, want)
+	}
+	if s := h.subscription(); *s.SeatsUsed != 1 || *s.SeatsReserved != 1 {
+		t.Errorf("subscription = %+v", s)
 	}
 }
 
+// TestCreateInvitationWorkflowOutcomes: the workflow's refusals reach the client with their
+// code. A request under an Idempotency-Key that the API refused is replayed without the API's
+// pre-checks (the key names an invitation that does not exist), so the replay starts the
+// workflow, whose create meets the same rule in its transaction.
 func TestCreateInvitationWorkflowOutcomes(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.accountPath("/invitations")
-	winner := uuid.New()
+	memberEmail := uniqueEmail("member")
+	h.member(memberEmail)
+	held := h.pending(uniqueEmail("held"))
+	full := decodeJSON[subscriptionView](t, h.api("POST", h.accountPath("/subscriptions"),
+		`{"application":"crm","name":"Full","seats":1,"roles":["editor"]}`), 201)
+	h.create(strings.Replace(h.inviteBody(uniqueEmail("seat"), ""), h.sub.ID.String(), full.ID.String(), 1))
+
+	for _, tc := range []struct {
+		name, body, code string
+		names            uuid.UUID
+	}{
+		{"seats", strings.Replace(h.inviteBody(uniqueEmail("june"), ""), h.sub.ID.String(), full.ID.String(), 1), codeSeatsExhausted, uuid.Nil},
+		{"member", h.inviteBody(strings.ToUpper(memberEmail), ""), codeAlreadyMember, uuid.Nil},
+		{"duplicate", h.inviteBody(strings.ToUpper(held.Email), ""), codeDuplicateInvitation, held.ID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "outcome-" + tc.name
+			decodeProblem(t, h.api("POST", path, tc.body, "Idempotency-Key", key), 409, tc.code)
+			claimed := h.claimedID(key)
+			if workflowExists(t, claimed) {
+				t.Fatal("the API's pre-check started a workflow")
+			}
+			p := decodeProblem(t, h.api("POST", path, tc.body, "Idempotency-Key", key), 409, tc.code)
+			if !workflowExists(t, claimed) {
+				t.Fatal("the replay did not reach the workflow")
+			}
+			if tc.names != uuid.Nil && (p.InvitationID != tc.names.String() || !strings.Contains(p.Detail, tc.names.String())) {
+				t.Errorf("duplicate names %q: %s", p.InvitationID, p.Detail)
+			}
+			if _, err := stack.Store.GetInvitation(t.Context(), claimed); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("a refused create left invitation %s (%v)", claimed, err)
+			}
+		})
+	}
+	if s := h.subscription(); *s.SeatsUsed != 1 || *s.SeatsReserved != 1 {
+		t.Errorf("subscription = %+v", s)
+	}
+
+	// Temporal unreachable: 503 with Retry-After, and nothing recorded.
+	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
+	email := uniqueEmail("unreachable")
+	w := within(dead, 5*time.Second, "POST", path, h.inviteBody(email, ""), "Authorization", "Bearer "+portalToken, "Content-Type", "application/json")
+	decodeProblem(t, w, 503, codeUnavailable)
+	if w.Header().Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	if l := decodeJSON[invitationListView](t, h.api("GET", path+"?email="+url.QueryEscape(email), ""), 200); len(l.Items) != 0 {
+		t.Errorf("an unreachable Temporal left %+v", l.Items)
+	}
+}
+
+// TestWorkflowErrorMapping covers the answers to Temporal failures that the real stack does
+// not produce on demand (an activity failing for good, a server-side timeout), as a table of
+// the errors the SDK returns for them.
+func TestWorkflowErrorMapping(t *testing.T) {
 	for _, tc := range []struct {
 		err    error
 		status int
 		code   string
 	}{
-		{appError(workflows.ErrSeatsExhausted), 409, codeSeatsExhausted},
-		{appError(workflows.ErrAlreadyMember), 409, codeAlreadyMember},
-		{appError(workflows.ErrDuplicateInvitation), 409, codeDuplicateInvitation},
+		{temporal.NewApplicationError("refused", workflows.ErrSeatsExhausted), 409, codeSeatsExhausted},
+		{temporal.NewApplicationError("the invitation expired", workflows.ErrInvitationExpired), 410, codeInvitationExpired},
+		{temporal.NewApplicationError("bad id", workflows.ErrValidation), 422, codeValidation},
+		// What the workflow's create answers when its activity failed for a non-business reason.
+		{temporal.NewApplicationError("the invitation could not be recorded: boom", "unavailable"), 503, codeUnavailable},
 		{temporal.NewApplicationError("activity failed", "SomeGoError"), 503, codeUnavailable},
 		{serviceerror.NewUnavailable("connection refused"), 503, codeUnavailable},
 		{serviceerror.NewDeadlineExceeded("deadline"), 503, codeUnavailable},
-		{client.NewWorkflowUpdateServiceTimeoutOrCanceledError(fmt.Errorf("timeout")), 503, codeUnavailable},
+		{client.NewWorkflowUpdateServiceTimeoutOrCanceledError(errors.New("timeout")), 503, codeUnavailable},
 	} {
-		h.temporal.onStart = func(in workflows.InvitationInput) (any, error) {
-			if tc.code == codeDuplicateInvitation { // the race winner committed meanwhile
-				inv := h.invitationFrom(in)
-				inv.ID = winner
-				h.store.put(inv)
-			}
-			return nil, tc.err
+		var p *problem
+		if !errors.As(workflowError(tc.err), &p) || p.Status != tc.status || p.Code != tc.code {
+			t.Errorf("%v: %+v", tc.err, p)
+			continue
 		}
-		w := h.api("POST", path, h.invitationBody(""))
-		p := decodeProblem(t, w, tc.status, tc.code)
-		if tc.status == 503 && w.Header().Get("Retry-After") == "" {
+		if tc.status == 503 && p.retryAfter <= 0 {
 			t.Errorf("%v: no Retry-After", tc.err)
 		}
-		if tc.code == codeDuplicateInvitation && p.InvitationID != winner.String() {
-			t.Errorf("duplicate names %q", p.InvitationID)
-		}
-		delete(h.store.invitations, winner)
+	}
+	if err := workflowError(serviceerror.NewNotFound("workflow execution already completed")); !errors.Is(err, errWorkflowClosed) {
+		t.Errorf("NotFound: %v", err)
+	}
+	var p *problem
+	err := workflowError(temporal.NewApplicationError("wait", workflows.ErrRateLimited, workflows.RateLimitDetails{RetryAfter: 41200 * time.Millisecond}))
+	if !errors.As(err, &p) || p.Code != codeRateLimited || retryAfterSeconds(p.retryAfter) != 42 {
+		t.Errorf("rate limited: %+v", p)
 	}
 }
 
 func TestCreateInvitationIdempotency(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	path := h.accountPath("/invitations")
-	first := decodeJSON[map[string]any](t, h.api("POST", path, h.invitationBody(""), "Idempotency-Key", "k1"), 201)
-	w := h.api("POST", path, strings.Replace(h.invitationBody(""), `"Jane"`, `"  Jane "`, 1), "Idempotency-Key", "k1")
-	again := decodeJSON[map[string]any](t, w, 201)
-	if again["id"] != first["id"] || w.Header().Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("replay = %v %v", again["id"], w.Header())
+	email := uniqueEmail("jane")
+	body := h.inviteBody(email, "")
+	first := h.create(body, "Idempotency-Key", "k1")
+	w := h.api("POST", path, strings.Replace(body, `"Jane"`, `"  Jane "`, 1), "Idempotency-Key", "k1")
+	again := decodeJSON[invitationView](t, w, 201)
+	if again.ID != first.ID || w.Header().Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay = %v %v", again.ID, w.Header())
 	}
-	if len(h.temporal.starts) != 1 {
-		t.Errorf("%d starts for one key", len(h.temporal.starts))
-	}
-	decodeProblem(t, h.api("POST", path, strings.Replace(h.invitationBody(""), "editor", "admin", 1), "Idempotency-Key", "k1"), 422, codeIdempotencyConflict)
-	p := decodeProblem(t, h.api("POST", path, h.invitationBody(""), "Idempotency-Key", strings.Repeat("k", 256)), 422, codeValidation)
+	decodeProblem(t, h.api("POST", path, strings.Replace(body, "editor", "admin", 1), "Idempotency-Key", "k1"), 422, codeIdempotencyConflict)
+	p := decodeProblem(t, h.api("POST", path, body, "Idempotency-Key", strings.Repeat("k", 256)), 422, codeValidation)
 	if !hasField(&p, "Idempotency-Key") {
 		t.Errorf("errors = %+v", p.Errors)
 	}
-
-	// A retry of a request whose workflow is still creating skips the pre-checks (which would
-	// see its own invitation as a duplicate) and joins the same workflow.
-	h.temporal.onStart = func(in workflows.InvitationInput) (any, error) { return nil, serviceerror.NewUnavailable("slow") }
-	body := strings.Replace(h.invitationBody(""), "jane@", "joe@", 1)
-	decodeProblem(t, h.api("POST", path, body, "Idempotency-Key", "k2"), 503, codeUnavailable)
-	var joined string
-	h.temporal.onStart = func(in workflows.InvitationInput) (any, error) {
-		joined = in.InvitationID
-		inv := h.invitationFrom(in)
-		h.store.put(inv)
-		return workflows.State{Status: workflows.StatusPending}, nil
+	// One invitation and one workflow for the key.
+	if got := h.accountWorkflows(); len(got) > 1 {
+		t.Errorf("workflows %v for one key", got)
 	}
-	got := decodeJSON[map[string]any](t, h.api("POST", path, body, "Idempotency-Key", "k2"), 201)
-	if got["id"] != joined || joined != h.temporal.starts[len(h.temporal.starts)-2].InvitationID {
-		t.Errorf("retry did not reuse the invitation id: %v %s", got["id"], joined)
+	if l := decodeJSON[invitationListView](t, h.api("GET", path, ""), 200); len(l.Items) != 1 || l.Items[0].ID != first.ID {
+		t.Errorf("invitations %+v", l.Items)
+	}
+
+	// A request that failed before its workflow started (Temporal unreachable) bound its key to
+	// an invitation id; the retry skips the pre-checks and creates that invitation.
+	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
+	body = h.inviteBody(uniqueEmail("joe"), "")
+	decodeProblem(t, within(dead, 5*time.Second, "POST", path, body, "Authorization", "Bearer "+portalToken,
+		"Content-Type", "application/json", "Idempotency-Key", "k2"), 503, codeUnavailable)
+	claimed := h.claimedID("k2")
+	got := h.create(body, "Idempotency-Key", "k2")
+	if got.ID != claimed || got.Status != "pending" {
+		t.Errorf("retry created %s (%s), want the claimed %s", got.ID, got.Status, claimed)
 	}
 }
 
 func TestInvitationReads(t *testing.T) {
-	h := newHarness(t)
-	inv := h.pending("r@acme.test")
-	h.store.events[inv.ID] = []store.Event{{At: time.Now(), Type: "created", Detail: "invited as editor"}}
-	got := decodeJSON[map[string]any](t, h.api("GET", h.accountPath("/invitations/"+inv.ID.String()), ""), 200)
-	if got["id"] != inv.ID.String() || len(got["events"].([]any)) != 1 || got["invite_url"] == nil {
-		t.Fatalf("get = %v", got)
+	t.Parallel()
+	h, other := newHarness(t), newHarness(t)
+	email := uniqueEmail("r")
+	failEmailsTo(t, email, resendtest.Fault{Status: 422, Message: "mailbox full"})
+	inv := h.pending(email)
+	base := h.accountPath("/invitations/" + inv.ID.String())
+
+	got := decodeJSON[invitationDetailView](t, h.api("GET", base, ""), 200)
+	if got.ID != inv.ID || got.InviteURL == nil || len(got.Events) == 0 || got.Events[0].Type != "created" ||
+		!strings.HasPrefix(got.Events[0].Detail, "invited as editor") {
+		t.Fatalf("get = %+v", got)
 	}
-	link := decodeJSON[map[string]any](t, h.api("GET", h.accountPath("/invitations/"+inv.ID.String()+"/link"), ""), 200)
-	if link["invite_url"] != got["invite_url"] {
-		t.Errorf("link = %v", link)
+	link := decodeJSON[linkView](t, h.api("GET", base+"/link", ""), 200)
+	if link.InviteURL != *got.InviteURL || !link.ExpiresAt.Equal(got.ExpiresAt) {
+		t.Errorf("link = %+v", link)
 	}
 
-	other, _ := h.store.CreateAccount(t.Context(), "Other")
-	decodeProblem(t, h.api("GET", "/v1/accounts/"+other.ID.String()+"/invitations/"+inv.ID.String(), ""), 404, codeNotFound)
+	decodeProblem(t, h.api("GET", other.accountPath("/invitations/"+inv.ID.String()), ""), 404, codeNotFound)
 	decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+uuid.NewString()), ""), 404, codeNotFound)
 	decodeProblem(t, h.api("GET", h.accountPath("/invitations/xyz/link"), ""), 404, codeNotFound)
 
-	inv.Status, inv.DeliveryStatus, inv.DeliveryError = "revoked", "failed", "mailbox full"
-	h.store.put(inv)
-	got = decodeJSON[map[string]any](t, h.api("GET", h.accountPath("/invitations/"+inv.ID.String()), ""), 200)
-	if got["invite_url"] != nil || fmt.Sprint(got["delivery"]) != "map[error:mailbox full status:failed]" {
-		t.Errorf("revoked = %v", got)
+	// Resend refuses the invite email for good: the invitation says so, revoked or not.
+	eventually(t, 20*time.Second, "the failed delivery to be recorded", func() bool {
+		return h.row(inv.ID).DeliveryStatus == "failed"
+	})
+	decodeJSON[invitationView](t, h.api("POST", base+"/revoke", ""), 200)
+	got = decodeJSON[invitationDetailView](t, h.api("GET", base, ""), 200)
+	if got.Status != "revoked" || got.InviteURL != nil || got.Delivery == nil || got.Delivery.Status != "failed" ||
+		got.Delivery.Error == nil || !strings.Contains(*got.Delivery.Error, "mailbox full") {
+		t.Errorf("revoked = %+v (delivery %+v)", got, got.Delivery)
 	}
-	decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+inv.ID.String()+"/link"), ""), 409, codeInvalidState)
+	decodeProblem(t, h.api("GET", base+"/link", ""), 409, codeInvalidState)
 }
 
 func TestInvitationActions(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	inv := h.pending("a@acme.test")
+	inv := h.pending(uniqueEmail("a"))
 	base := h.accountPath("/invitations/" + inv.ID.String())
 
-	h.temporal.onUpdate = func(o updateOpts) (any, error) {
-		return nil, appError(workflows.ErrRateLimited, workflows.RateLimitDetails{RetryAfter: 41200 * time.Millisecond})
-	}
+	// Just sent: a resend waits for RESEND_MIN_INTERVAL.
 	w := h.api("POST", base+"/resend", "")
 	decodeProblem(t, w, 429, codeRateLimited)
-	if w.Header().Get("Retry-After") != "42" {
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
 		t.Errorf("Retry-After = %q", w.Header().Get("Retry-After"))
 	}
-
-	h.temporal.onUpdate = func(o updateOpts) (any, error) { return nil, appError(workflows.ErrInvalidState) }
 	decodeProblem(t, h.api("POST", base+"/renew", ""), 409, codeInvalidState)
 
-	newExpiry := time.Now().Add(240 * time.Hour).UTC().Truncate(time.Second)
-	h.temporal.onUpdate = func(o updateOpts) (any, error) {
-		return workflows.State{InvitationID: inv.ID.String(), Status: workflows.StatusPending, Generation: 2, ExpiresAt: newExpiry}, nil
+	// Revoke names who did it (the API token's name) in the invitation's story.
+	got := decodeJSON[invitationView](t, h.api("POST", base+"/revoke", ""), 200)
+	if got.Status != "revoked" || got.InviteURL != nil {
+		t.Errorf("revoked = %+v", got)
 	}
-	got := decodeJSON[invitationView](t, h.api("POST", base+"/renew", ""), 200)
-	if !got.ExpiresAt.Equal(newExpiry) || got.InviteURL == nil {
+	events := decodeJSON[invitationDetailView](t, h.api("GET", base, ""), 200).Events
+	if i := slices.IndexFunc(events, func(e eventView) bool { return e.Type == "revoked" }); i < 0 || events[i].Detail != "revoked by bootstrap" {
+		t.Errorf("events = %+v", events)
+	}
+	if s := h.subscription(); *s.SeatsReserved != 0 {
+		t.Errorf("subscription = %+v", s)
+	}
+
+	// A finished invitation is answered from its row without asking Temporal: a server whose
+	// Temporal is unreachable answers the same.
+	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
+	for _, action := range []string{"resend", "renew", "revoke"} {
+		w := within(dead, 5*time.Second, "POST", base+"/"+action, "", "Authorization", "Bearer "+portalToken)
+		if p := decodeProblem(t, w, 409, codeInvalidState); !strings.Contains(p.Detail, "revoked") {
+			t.Errorf("%s: detail %q", action, p.Detail)
+		}
+	}
+}
+
+// TestRenew: an expired invitation renewed gets a second link (generation 2) and a new expiry,
+// which the workflow holds too; the first link is superseded.
+func TestRenew(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, shortTTL())
+	inv := h.expired(uniqueEmail("late"))
+	oldToken := h.token(inv)
+	before := time.Now()
+	got := decodeJSON[invitationView](t, h.api("POST", h.accountPath("/invitations/"+inv.ID.String()+"/renew"), ""), 200)
+	if got.Status != "pending" || got.InviteURL == nil || got.ExpiresAt.Before(before.Add(h.cfg.InvitationTTL-time.Second)) {
 		t.Fatalf("renewed = %+v", got)
 	}
 	u, _ := url.Parse(*got.InviteURL)
-	if _, gen, _ := h.srv.signer.Verify(u.Query().Get("token")); gen != 2 {
-		t.Errorf("renewed link has generation %d", gen)
+	if id, gen, err := h.srv.signer.Verify(u.Query().Get("token")); err != nil || id != inv.ID || gen != 2 {
+		t.Errorf("renewed link: %s generation %d %v", id, gen, err)
 	}
+	if st := workflowState(t, inv.ID); st.Generation != 2 || !st.ExpiresAt.Truncate(time.Microsecond).Equal(got.ExpiresAt) || st.Status != workflows.StatusPending {
+		t.Errorf("workflow state %+v, answer %s", st, got.ExpiresAt)
+	}
+	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+oldToken, ""), 410, codeInvitationExpired)
+	if s := h.subscription(); *s.SeatsReserved != 1 {
+		t.Errorf("subscription = %+v", s)
+	}
+	decodeJSON[invitationView](t, h.api("POST", h.accountPath("/invitations/"+inv.ID.String()+"/revoke"), ""), 200)
+}
 
-	h.temporal.onUpdate = func(o updateOpts) (any, error) {
-		if o.UpdateName != workflows.UpdateRevoke || o.WorkflowID != "invitation:"+inv.ID.String() || o.WaitForStage != client.WorkflowUpdateStageCompleted {
-			t.Errorf("update options = %+v", o)
+// TestTerminatedWorkflow: when an invitation's workflow is gone (support terminated it), its
+// row answers every action and every use of its link, with a 409, never a 5xx.
+func TestTerminatedWorkflow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	inv := h.pending(uniqueEmail("stuck"))
+	token := h.token(inv)
+	if err := stack.Temporal.TerminateWorkflow(t.Context(), workflows.InvitationWorkflowID(inv.ID.String()), "", "test: terminated by support"); err != nil {
+		t.Fatal(err)
+	}
+	base := h.accountPath("/invitations/" + inv.ID.String())
+	for _, action := range []string{"resend", "revoke"} {
+		if p := decodeProblem(t, h.api("POST", base+"/"+action, ""), 409, codeInvalidState); !strings.Contains(p.Detail, "pending") {
+			t.Errorf("%s: detail %q", action, p.Detail)
 		}
-		if req, ok := o.Args[0].(workflows.RevokeRequest); !ok || req.By != "portal" {
-			t.Errorf("revoke args = %+v", o.Args)
-		}
-		return workflows.State{Status: workflows.StatusRevoked}, nil
 	}
-	if got := decodeJSON[invitationView](t, h.api("POST", base+"/revoke", ""), 200); got.Status != "revoked" || got.InviteURL != nil {
-		t.Errorf("revoked = %+v", got)
-	}
-
-	// The workflow finished meanwhile: the row decides, and it is never a 500.
-	h.temporal.onUpdate = func(o updateOpts) (any, error) {
-		inv.Status = "accepted"
-		h.store.put(inv)
-		return nil, serviceerror.NewNotFound("workflow execution already completed")
-	}
-	p := decodeProblem(t, h.api("POST", base+"/resend", ""), 409, codeInvalidState)
-	if !strings.Contains(p.Detail, "accepted") {
-		t.Errorf("detail = %q", p.Detail)
-	}
-	// A finished invitation is answered from its row without asking Temporal.
-	calls := len(h.temporal.updates)
-	decodeProblem(t, h.api("POST", base+"/revoke", ""), 409, codeInvalidState)
-	if len(h.temporal.updates) != calls {
-		t.Error("asked Temporal about a finished invitation")
+	decodeProblem(t, h.accept(token), 409, codeInvalidState)
+	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, codeInvalidState)
+	if got := h.row(inv.ID); got.Status != "pending" || got.UserID != nil {
+		t.Errorf("row = %+v", got)
 	}
 }
 
 func TestInviteePreview(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	inv := h.pending("new@acme.test")
-	inv.InviterName = "Ada"
-	h.store.put(inv)
-	token := h.srv.signer.Sign(inv.ID, 1)
+	email := uniqueEmail("new")
+	created := h.create(h.inviteBody(email, `,"inviter":{"name":"Ada","email":"ada@acme.test"}`))
+	u, _ := url.Parse(*created.InviteURL)
+	token := u.Query().Get("token")
 
-	got := decodeJSON[map[string]any](t, h.do("GET", "/v1/invitations/preview?token="+token, ""), 200)
+	w := h.do("GET", "/v1/invitations/preview?token="+url.QueryEscape(token), "")
+	got := decodeJSON[map[string]any](t, w, 200)
 	for k, want := range map[string]any{"account_name": "Acme", "application": "analytics", "role": "editor",
-		"email": "new@acme.test", "status": "pending", "requires_password": true,
-		"inviter": map[string]any{"name": "Ada", "email": ""}} {
+		"email": email, "first_name": "Jane", "last_name": "Doe", "status": "pending", "requires_password": true,
+		"expires_at": created.ExpiresAt.Format(time.RFC3339Nano), "inviter": map[string]any{"name": "Ada", "email": "ada@acme.test"}} {
 		if fmt.Sprint(got[k]) != fmt.Sprint(want) {
 			t.Errorf("%s = %v, want %v", k, got[k], want)
 		}
 	}
-
-	// Every bad token gets the same answer, byte for byte.
-	forged := invitetokenOther().Sign(inv.ID, 1)
-	var first string
-	for _, bad := range []string{"", "x", token[:len(token)-1], forged, h.srv.signer.Sign(uuid.New(), 1), h.srv.signer.Sign(inv.ID, 2)} {
-		w := h.do("GET", "/v1/invitations/preview?token="+url.QueryEscape(bad), "")
-		decodeProblem(t, w, 404, codeTokenInvalid)
-		if first == "" {
-			first = w.Body.String()
-		} else if w.Body.String() != first {
-			t.Errorf("answers differ: %s vs %s", w.Body, first)
-		}
+	if w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control = %q", w.Header().Get("Cache-Control"))
+	}
+	plain := h.pending(uniqueEmail("plain"))
+	if got := decodeJSON[map[string]any](t, h.do("GET", "/v1/invitations/preview?token="+h.token(plain), ""), 200); got["inviter"] != nil {
+		t.Errorf("inviter = %v, want null", got["inviter"])
 	}
 
-	inv.Generation = 2 // renewed: the first link is superseded
-	h.store.put(inv)
-	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+token, ""), 410, codeInvitationExpired)
-	inv.Generation, inv.Status = 1, "expired"
-	h.store.put(inv)
-	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+token, ""), 410, codeInvitationExpired)
-	inv.Status, inv.ExpiresAt = "pending", time.Now().Add(-time.Second) // the timer has not fired yet
-	h.store.put(inv)
-	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+token, ""), 410, codeInvitationExpired)
-	inv.Status = "revoked"
-	h.store.put(inv)
-	if got := decodeJSON[map[string]any](t, h.do("GET", "/v1/invitations/preview?token="+token, ""), 200); got["status"] != "revoked" {
-		t.Errorf("revoked preview = %v", got)
+	// Past its expiry, before the workflow's timer has recorded it, the link is expired: the
+	// API does not trust a pending row whose time is up.
+	h.srv.now = func() time.Time { return time.Now().Add(h.cfg.InvitationTTL + time.Minute) }
+	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+url.QueryEscape(token), ""), 410, codeInvitationExpired)
+	decodeProblem(t, h.do("POST", "/v1/invitations/accept", `{"token":"`+token+`","password":"Str0ng-Password","accept_terms":true}`), 410, codeInvitationExpired)
+	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 410, codeInvitationExpired)
+	if p := decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+created.ID.String()+"/link"), ""), 409, codeInvalidState); !strings.Contains(p.Detail, "expired") {
+		t.Errorf("link: %q", p.Detail)
 	}
-}
-
-func invitetokenOther() *invitetoken.Signer {
-	return invitetoken.NewSigner([]byte("another-secret-another-secret-12"))
+	h.srv.now = time.Now
+	if got := h.row(created.ID); got.Status != "pending" {
+		t.Errorf("status %s", got.Status)
+	}
 }
 
 func TestInviteeAccept(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	inv := h.pending("new@acme.test")
-	token := h.srv.signer.Sign(inv.ID, 1)
-	userID := uuid.New()
-	var gotReq workflows.AcceptRequest
-	h.temporal.onUpdate = func(o updateOpts) (any, error) {
-		gotReq = o.Args[0].(workflows.AcceptRequest)
-		return workflows.AcceptResult{UserID: userID.String()}, nil
-	}
-	accept := func(body string) string { return fmt.Sprintf(`{"token":"%s",%s}`, token, body) }
+	email := uniqueEmail("New.Person")
+	inv := h.pending(email)
+	token := h.token(inv)
+	accept := func(body string) string { return fmt.Sprintf(`{"token":%q,%s}`, token, body) }
 
 	p := decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"password":"Str0ng-Password","accept_terms":false`)), 422, codeTermsNotAccepted)
 	if !hasField(&p, "accept_terms") {
@@ -365,64 +594,71 @@ func TestInviteeAccept(t *testing.T) {
 	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":true`)), 422, codePasswordPolicy)
 	decodeProblem(t, h.do("POST", "/v1/invitations/accept", `{"token":"forged","password":"Str0ng-Password","accept_terms":true}`), 404, codeTokenInvalid)
 	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":"yes"`)), 422, codeValidation)
-	if len(h.temporal.updates) != 0 {
-		t.Fatal("a refused accept reached Temporal")
+	if got := h.row(inv.ID); got.Status != "pending" {
+		t.Fatalf("a refused accept changed the invitation: %s", got.Status)
+	}
+	if exists, err := stack.Store.UserExistsWithEmail(t.Context(), email); err != nil || exists {
+		t.Fatalf("a refused accept made a user (%v)", err)
 	}
 
 	got := decodeJSON[map[string]any](t, h.do("POST", "/v1/invitations/accept", accept(`"password":"Str0ng-Password","accept_terms":true`)), 200)
-	if got["status"] != "accepted" || got["user_id"] != userID.String() {
-		t.Fatalf("accept = %v", got)
+	row := h.row(inv.ID)
+	if got["status"] != "accepted" || row.Status != "accepted" || row.UserID == nil || got["user_id"] != row.UserID.String() {
+		t.Fatalf("accept = %v, row %+v", got, row)
 	}
-	if gotReq.Generation != 1 || strings.Contains(gotReq.PasswordHash, "Str0ng") {
-		t.Fatalf("accept request = %+v", gotReq)
+	userID := *row.UserID
+	// The workflow got a hash, never the password.
+	hash := passwordHash(t, userID)
+	if strings.Contains(hash, "Str0ng") {
+		t.Fatal("the password is stored in clear")
 	}
-	if ok, err := password.Verify(gotReq.PasswordHash, "Str0ng-Password"); !ok || err != nil {
+	if ok, err := password.Verify(hash, "Str0ng-Password"); !ok || err != nil {
 		t.Errorf("hash does not verify: %v", err)
 	}
 
 	// An existing user needs no password; one given is ignored, not hashed.
-	h.store.users[uuid.New()] = store.User{Email: "NEW@acme.test"}
-	decodeJSON[map[string]any](t, h.do("POST", "/v1/invitations/accept", accept(`"password":"x","accept_terms":true`)), 200)
-	if gotReq.PasswordHash != "" {
-		t.Error("hashed a password nobody needs")
+	other := newHarness(t)
+	again := other.pending(strings.ToUpper(email))
+	got = decodeJSON[map[string]any](t, other.do("POST", "/v1/invitations/accept", fmt.Sprintf(`{"token":%q,"password":"x","accept_terms":true}`, other.token(again))), 200)
+	if got["user_id"] != userID.String() || passwordHash(t, userID) != hash {
+		t.Errorf("existing user's accept = %v; hash changed: %v", got, passwordHash(t, userID) != hash)
 	}
 
-	for status, want := range map[string]int{"accepted": 409, "declined": 409, "revoked": 409, "expired": 410} {
-		inv.Status = status
-		h.store.put(inv)
-		w := h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":true`))
-		if w.Code != want {
-			t.Errorf("%s: %d", status, w.Code)
-		}
+	// Invited by user id, the invitation takes the user's address and names.
+	third := newHarness(t)
+	byID := third.create(fmt.Sprintf(`{"user_id":"%s","subscription_id":"%s","role":"admin"}`, userID, third.sub.ID))
+	if byID.UserID == nil || *byID.UserID != userID || byID.Email != email || byID.FirstName != "Jane" || byID.LastName != "Doe" {
+		t.Errorf("invitation by user id = %+v", byID)
 	}
+	decodeProblem(t, third.api("POST", third.accountPath("/invitations"),
+		fmt.Sprintf(`{"user_id":"%s","subscription_id":"%s","role":"admin"}`, uuid.New(), third.sub.ID)), 404, codeNotFound)
+}
 
-	// The workflow rejects or has finished: its verdict, or the row's, never a 500.
-	inv.Status = "pending"
-	h.store.put(inv)
-	h.temporal.onUpdate = func(updateOpts) (any, error) { return nil, appError(workflows.ErrInvitationExpired) }
-	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":true`)), 410, codeInvitationExpired)
-	h.temporal.onUpdate = func(updateOpts) (any, error) {
-		inv.Status = "declined"
-		h.store.put(inv)
-		return nil, serviceerror.NewNotFound("workflow execution already completed")
+func passwordHash(t *testing.T, userID uuid.UUID) string {
+	t.Helper()
+	var hash string
+	if err := stack.Store.Pool.QueryRow(context.Background(), `select coalesce(password_hash, '') from users where id = $1`, userID).Scan(&hash); err != nil {
+		t.Fatal(err)
 	}
-	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":true`)), 409, codeInvalidState)
+	return hash
 }
 
 func TestInviteeDecline(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	inv := h.pending("d@acme.test")
-	token := h.srv.signer.Sign(inv.ID, 1)
-	h.temporal.onUpdate = func(o updateOpts) (any, error) {
-		if req := o.Args[0].(workflows.DeclineRequest); req.Generation != 1 || o.UpdateName != workflows.UpdateDecline {
-			t.Errorf("decline = %+v", o)
-		}
-		return workflows.State{Status: workflows.StatusDeclined}, nil
-	}
-	got := decodeJSON[map[string]any](t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 200)
-	if fmt.Sprint(got) != "map[status:declined]" {
-		t.Errorf("decline = %v", got)
-	}
+	inv := h.pending(uniqueEmail("d"))
+	token := h.token(inv)
 	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{}`), 404, codeTokenInvalid)
 	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`","reason":"x"}`), 422, codeValidation)
+	w := h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`)
+	if w.Code != 200 || w.Body.String() != `{"status":"declined"}` {
+		t.Errorf("decline = %d %s", w.Code, w.Body)
+	}
+	if got := h.row(inv.ID); got.Status != "declined" {
+		t.Errorf("status %s", got.Status)
+	}
+	if s := h.subscription(); *s.SeatsReserved != 0 {
+		t.Errorf("subscription = %+v", s)
+	}
+	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, codeInvalidState)
 }
