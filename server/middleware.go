@@ -83,6 +83,7 @@ func (s *Server) observe(c *gin.Context) {
 	}
 	if code := c.GetString(ctxProblemCode); code != "" {
 		attrs = append(attrs, slog.String("code", code))
+		s.metrics.problem(route, code)
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
 }

@@ -82,6 +82,7 @@ func (s *Server) readyz(c *gin.Context) {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	problems *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
@@ -97,6 +98,12 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
 		}, []string{"method", "route"}),
 	}
+	// Problem codes say why requests were refused (seats_exhausted, rate_limited, ...): the
+	// refusals the API decides itself never reach the worker's metrics.
+	m.problems = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_problems_total",
+		Help: "Problem answers by route template and problem code.",
+	}, []string{"route", "code"}))
 	m.requests = register(reg, m.requests)
 	m.duration = register(reg, m.duration)
 	register(reg, collectors.NewGoCollector())
@@ -131,6 +138,11 @@ func (m *httpMetrics) observe(method, route string, status int, elapsed time.Dur
 	}
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+}
+
+// problem counts a problem answer; codes are the service's own fixed set.
+func (m *httpMetrics) problem(route, code string) {
+	m.problems.WithLabelValues(route, code).Inc()
 }
 
 func metricsHandler(reg *prometheus.Registry) gin.HandlerFunc {

@@ -224,6 +224,8 @@ func TestMetricsUseRouteTemplates(t *testing.T) {
 		`http_requests_total{method="GET",route="/v1/accounts/:account_id/invitations/:invitation_id",status="200"} 1`,
 		`http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`http_requests_total{method="OTHER",route="unmatched",status="405"} 1`,
+		`http_problems_total{code="not_found",route="unmatched"} 1`,
+		`http_problems_total{code="method_not_allowed",route="unmatched"} 1`,
 		`http_request_duration_seconds_bucket{method="GET",route="/v1/accounts/:account_id/invitations/:invitation_id",le="0.005"}`,
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
