@@ -25,6 +25,7 @@ type Store interface {
 	AddEvent(ctx context.Context, invitationID uuid.UUID, typ, dedupeKey, detail string) error
 	DiscardInvitation(ctx context.Context, id uuid.UUID) error
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
+	GetEmail(ctx context.Context, key string) (store.Email, error)
 	BeginEmail(ctx context.Context, e store.Email, inviteSeq int) (store.Email, error)
 	FinishEmail(ctx context.Context, key, status, providerID, errMsg string) error
 }
@@ -51,9 +52,8 @@ type Activities struct {
 	Logger    *slog.Logger
 	// Metrics records business metrics; nil records nothing.
 	Metrics *metrics.Business
-	// ProvisionDelay holds each provisioning transaction open this long before it commits. It
-	// is zero in service; fault-injection tests set it (PROVISION_DELAY) to kill a worker
-	// mid-provisioning.
+	// ProvisionDelay delays each provisioning attempt before its transaction. It is zero in
+	// service; fault-injection tests set it (PROVISION_DELAY) to kill a worker mid-activity.
 	ProvisionDelay time.Duration
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 	texttemplate "text/template"
+	"time"
 	"unicode"
 
 	"github.com/google/uuid"
@@ -127,52 +128,78 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	if err != nil {
 		return SendEmailResult{}, businessError(err)
 	}
-	if !stillDue(inv, in) {
+	stored, err := a.Store.GetEmail(ctx, key)
+	switch {
+	case err == nil && stored.Status != "queued": // an earlier attempt finished; do not send again
+		return SendEmailResult{Status: stored.Status, Error: stored.Error}, nil
+	case err == nil:
+		// An earlier attempt began this email and may have reached Resend: finish it with the
+		// same key and the same content, even if the invitation moved on since.
+	case !errors.Is(err, store.ErrNotFound):
+		return SendEmailResult{}, err
+	case !stillDue(inv, in):
 		// Revoked, declined, accepted or renewed meanwhile: the link in this email is dead.
 		a.Metrics.Email(in.Kind, StatusSkipped)
 		return SendEmailResult{Status: StatusSkipped}, nil
+	default:
+		msg, err := a.render(inv, in)
+		if err != nil {
+			return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "template_error", err)
+		}
+		inviteSeq := 0
+		if in.Kind == KindInvite {
+			inviteSeq = in.Seq
+		}
+		if stored, err = a.Store.BeginEmail(ctx, store.Email{
+			IdempotencyKey: key, InvitationID: inv.ID, Kind: in.Kind, Recipient: msg.To,
+			Subject: msg.Subject, HTML: msg.HTML, Text: msg.Text,
+		}, inviteSeq); err != nil {
+			return SendEmailResult{}, err
+		}
+		if stored.Status != "queued" {
+			return SendEmailResult{Status: stored.Status, Error: stored.Error}, nil
+		}
 	}
-	msg, err := a.render(inv, in)
-	if err != nil {
-		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "template_error", err)
-	}
-	inviteSeq := 0
-	if in.Kind == KindInvite {
-		inviteSeq = in.Seq
-	}
-	stored, err := a.Store.BeginEmail(ctx, store.Email{
-		IdempotencyKey: key, InvitationID: inv.ID, Kind: in.Kind, Recipient: msg.To,
-		Subject: msg.Subject, HTML: msg.HTML, Text: msg.Text,
-	}, inviteSeq)
-	if err != nil {
-		return SendEmailResult{}, err
-	}
-	if stored.Status != "queued" { // an earlier attempt finished; do not send again
-		return SendEmailResult{Status: stored.Status, Error: stored.Error}, nil
+	msg := Message{
+		From: a.From, To: stored.Recipient, Subject: stored.Subject, HTML: stored.HTML, Text: stored.Text,
+		IdempotencyKey: key, Tags: map[string]string{"kind": in.Kind}, Link: a.linkOf(inv, in),
 	}
 	providerID, err := a.Mailer.Send(ctx, msg)
 	switch {
 	case errors.Is(err, ErrRejected):
 		a.Metrics.Email(in.Kind, "failed")
-	case err != nil:
-		a.Metrics.Email(in.Kind, "error")
-	default:
-		a.Metrics.Email(in.Kind, "sent")
-	}
-	if errors.Is(err, ErrRejected) {
-		if ferr := a.Store.FinishEmail(ctx, key, "failed", "", err.Error()); ferr != nil {
+		if ferr := a.finishEmail(ctx, key, "failed", "", err.Error()); ferr != nil {
 			return SendEmailResult{}, ferr
 		}
 		a.logger(ctx, inv).Warn("email rejected", "kind", in.Kind, "error", err)
 		return SendEmailResult{Status: "failed", Error: err.Error()}, nil
-	}
-	if err != nil {
+	case err != nil:
+		a.Metrics.Email(in.Kind, "error")
 		return SendEmailResult{}, err // retried with the same idempotency key
 	}
-	if err := a.Store.FinishEmail(ctx, key, "sent", providerID, ""); err != nil {
+	a.Metrics.Email(in.Kind, "sent")
+	if err := a.finishEmail(ctx, key, "sent", providerID, ""); err != nil {
 		return SendEmailResult{}, err
 	}
 	return SendEmailResult{Status: "sent"}, nil
+}
+
+// finishEmail records a send's outcome, retrying within this attempt: once Resend has the
+// email, the record must follow even if the invitation closes before another attempt would run.
+func (a *Activities) finishEmail(ctx context.Context, key, status, providerID, errMsg string) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := a.Store.FinishEmail(ctx, key, status, providerID, errMsg)
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // MarkEmailFailedInput records that an email could not be delivered after all retries.
@@ -192,7 +219,7 @@ func (a *Activities) MarkEmailFailed(ctx context.Context, in MarkEmailFailedInpu
 
 func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, error) {
 	d := newEmailData(inv)
-	d.Link = a.Links.InviteURL(inv.ID, in.Generation)
+	d.Link = a.linkOf(inv, in)
 	to := inv.Email
 	var subject string
 	switch in.Kind {
@@ -207,11 +234,9 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 		d.Preheader = fmt.Sprintf("Your invitation to join %s on %s expires on %s.", d.Account, d.Application, d.ExpiresAt)
 	case KindWelcome:
 		subject = fmt.Sprintf("Welcome to %s on %s", d.Account, d.Application)
-		d.Link = a.PortalURL
 		d.Preheader = fmt.Sprintf("Your access to %s in %s is ready.", d.Application, d.Account)
 	case KindRenewalRequest:
 		subject = fmt.Sprintf("%s asked for a new invitation to %s", cmp.Or(d.FullName, d.Email), d.Account)
-		d.Link = a.PortalURL
 		to = inv.InviterEmail
 		d.Preheader = fmt.Sprintf("Their invitation to join %s on %s expired on %s.", d.Account, d.Application, d.ExpiresAt)
 		d.Footer = fmt.Sprintf("You received this email because you invited %s to %s. We send it at most once a day per invitation.",
@@ -232,6 +257,15 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 		Tags:           map[string]string{"kind": in.Kind},
 		Link:           d.Link,
 	}, nil
+}
+
+// linkOf is an email's call to action: the invite link, or the portal for the welcome and the
+// inviter's notice.
+func (a *Activities) linkOf(inv store.Invitation, in SendEmailInput) string {
+	if in.Kind == KindWelcome || in.Kind == KindRenewalRequest {
+		return a.PortalURL
+	}
+	return a.Links.InviteURL(inv.ID, in.Generation)
 }
 
 // newEmailData holds what every kind of email says about the invitation.

@@ -176,7 +176,23 @@ func transient(err error) bool {
 	)
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		transientPostgres(err) ||
 		errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.As(err, &exhausted) || errors.As(err, &canceled)
+}
+
+// transientPostgres reports Postgres errors that a retry can get past: a lost connection
+// (class 08), a backend terminated by an administrator or a restart (57P01-57P03), a
+// serialization failure or deadlock (40001, 40P01), too many connections (53300).
+func transientPostgres(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "57P01", "57P02", "57P03", "40001", "40P01", "53300":
+		return true
+	}
+	return strings.HasPrefix(pgErr.Code, "08")
 }
 
 // authenticate requires a known, unrevoked API token: `Authorization: Bearer <token>`.

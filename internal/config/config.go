@@ -50,7 +50,7 @@ type Config struct {
 	// EmailHashKey keys the InviteeEmailHash search attribute (EMAIL_HASH_KEY, else derived
 	// from TOKEN_SECRET).
 	EmailHashKey []byte
-	// ProvisionDelay holds provisioning open before it commits; for fault-injection tests only.
+	// ProvisionDelay delays each provisioning attempt; for fault-injection tests only.
 	ProvisionDelay time.Duration
 
 	BootstrapAPIToken string

@@ -1,0 +1,250 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/onboarding-service/onboarding/internal/resendtest"
+	"github.com/onboarding-service/onboarding/workflows"
+)
+
+// historiesDir is where the recorded histories live, relative to the repository root; keep it
+// equal to the directory workflows/replay_test.go reads.
+const historiesDir = "workflows/testdata/histories"
+
+// TestRecordHistories walks every lifecycle path of an invitation on the real stack and replays
+// each run's history against the workflow code it was just recorded with. With -record it also
+// writes them to workflows/testdata/histories, one JSON file per run (<path>.json, or
+// <path>.runN.json when the path continues as new), for workflows/replay_test.go:
+//
+//	go test ./internal/faults -run TestRecordHistories -record
+//
+// The files it writes replace those of the same names. When a workflow change is guarded by
+// workflow.GetVersion, keep the old histories first (rename them aside, e.g. accepted.json to
+// accepted.before-<change>.json): they are the runs still open in production, and the replay
+// test must go on replaying them (docs/operations.md).
+func TestRecordHistories(t *testing.T) {
+	t.Parallel()
+	long := newService(t, "record", map[string]string{"RESEND_MIN_INTERVAL": "0s"})
+	short := newService(t, "record-short", map[string]string{
+		"INVITATION_TTL": "6s", "INVITATION_REMINDER_BEFORE": "3s", "RESEND_MIN_INTERVAL": "0s",
+		"TEMPORAL_TASK_QUEUE": long.taskQueue(),
+	})
+	long.startAll(t)
+	short.startAPI(t)
+	c, sc := long.client(), short.client()
+
+	paths := map[string]func(t *testing.T) string{
+		// created -> email -> accepted -> welcome
+		"accepted": func(t *testing.T) string {
+			f := newFixture(t, c, 2)
+			email := unique("Rec.Accepted")
+			inv := f.invite(t, c, email)
+			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			long.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *inv.InviteURL))).expect(t, 200)
+			return inv.ID
+		},
+		"declined": func(t *testing.T) string {
+			f := newFixture(t, c, 2)
+			email := unique("Rec.Declined")
+			inv := f.invite(t, c, email)
+			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			long.invitee().do(t, "POST", "/v1/invitations/decline", map[string]any{"token": tokenOf(t, *inv.InviteURL)}).expect(t, 200)
+			return inv.ID
+		},
+		"revoked": func(t *testing.T) string {
+			f := newFixture(t, c, 2)
+			email := unique("Rec.Revoked")
+			inv := f.invite(t, c, email)
+			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/revoke"), nil).expect(t, 200)
+			return inv.ID
+		},
+		// created -> email -> reminder -> expired -> renewed (continue-as-new) -> email -> accepted
+		"expired-renewed-accepted": func(t *testing.T) string {
+			f := newFixture(t, c, 2)
+			email := unique("Rec.Renewed")
+			inv := f.invite(t, sc, email)
+			waitEmails(t, email, "Reminder", 1, 30*time.Second)
+			eventually(t, 30*time.Second, "the expiry", func() bool { return f.invitation(t, c, inv.ID).Status == "expired" })
+			var renewed invitation
+			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/renew"), nil).expect(t, 200).decode(t, &renewed)
+			waitEmails(t, email, "invited you", 2, 30*time.Second)
+			long.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *renewed.InviteURL))).expect(t, 200)
+			return inv.ID
+		},
+		// created -> email -> resend -> resend -> accepted
+		"resent-accepted": func(t *testing.T) string {
+			f := newFixture(t, c, 2)
+			email := unique("Rec.Resent")
+			inv := f.invite(t, c, email)
+			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/resend"), nil).expect(t, 200)
+			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/resend"), nil).expect(t, 200)
+			waitEmails(t, email, "invited you", 3, 30*time.Second)
+			long.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *inv.InviteURL))).expect(t, 200)
+			return inv.ID
+		},
+		// created -> email refused (422) -> delivery failed -> revoked
+		"email-failed-revoked": func(t *testing.T) string {
+			f := newFixture(t, c, 2)
+			email := unique("Rec.Bounced")
+			env.faults.set(email, func(resendtest.Email) *resendtest.Fault {
+				return &resendtest.Fault{Status: http.StatusUnprocessableEntity, Message: "The to address is invalid (injected)"}
+			})
+			inv := f.invite(t, c, email)
+			eventually(t, 30*time.Second, "delivery failed", func() bool {
+				got := f.invitation(t, c, inv.ID)
+				return got.Delivery != nil && got.Delivery.Status == "failed"
+			})
+			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/revoke"), nil).expect(t, 200)
+			return inv.ID
+		},
+		// created -> email -> expired -> the invitee asks for a new one (inviter emailed) -> revoked
+		"renewal-requested-revoked": func(t *testing.T) string {
+			f := newFixture(t, c, 2)
+			email := unique("Rec.Asked")
+			inv := f.invite(t, sc, email)
+			eventually(t, 30*time.Second, "the expiry", func() bool { return f.invitation(t, c, inv.ID).Status == "expired" })
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			h, err := env.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+				WorkflowID: wfID(inv.ID), UpdateName: workflows.UpdateRequestRenewal,
+				Args: []any{workflows.RenewalRequest{Generation: 1}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err == nil {
+				err = h.Get(ctx, nil)
+			}
+			if err != nil {
+				t.Fatalf("request_renewal: %v", err)
+			}
+			waitEmails(t, "ada@acme.test", f.AccountName, 1, 30*time.Second)
+			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/revoke"), nil).expect(t, 200)
+			return inv.ID
+		},
+		// a create refused for want of a seat by the workflow's own create (the API's pre-check
+		// refuses first; the replay of a refused request under its Idempotency-Key skips it)
+		"rejected": func(t *testing.T) string {
+			f := newFixture(t, c, 1)
+			f.invite(t, c, unique("Rec.First"))
+			key := "rec-refused-" + randomHex(4)
+			body := f.inviteBody(unique("Rec.Refused"))
+			c.do(t, "POST", f.path("/invitations"), body, "Idempotency-Key", key).expectProblem(t, 409, "seats_exhausted")
+			c.do(t, "POST", f.path("/invitations"), body, "Idempotency-Key", key).expectProblem(t, 409, "seats_exhausted")
+			var id uuid.UUID
+			if err := env.db.QueryRow(context.Background(), `select invitation_id from idempotency_keys where account_id = $1 and key = $2`,
+				uuid.MustParse(f.AccountID), key).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			if got := searchKeyword(t, env.tc, wfID(id.String()), workflows.SearchStatus); got != string(workflows.StatusRejected) {
+				t.Fatalf("the refused create's workflow is %q, want rejected", got)
+			}
+			return id.String()
+		},
+	}
+
+	var mu sync.Mutex
+	recorded := map[string][]run{}
+	t.Run("paths", func(t *testing.T) {
+		for name, walk := range paths {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				id := walk(t)
+				eventually(t, 30*time.Second, "the workflow to close", func() bool {
+					return describe(t, env.tc, wfID(id)).GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+				})
+				rs := runs(t, env.tc, wfID(id))
+				mu.Lock()
+				recorded[name] = rs
+				mu.Unlock()
+			})
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	// Each run replays against the code that made it.
+	names := make([]string, 0, len(recorded))
+	for name := range recorded {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	files := map[string][]byte{}
+	for _, name := range names {
+		for i, r := range recorded[name] {
+			h := &historypb.History{Events: r.Events}
+			if err := replay(h); err != nil {
+				t.Errorf("%s run %d does not replay: %v", name, i+1, err)
+			}
+			file := name + ".json"
+			if len(recorded[name]) > 1 {
+				file = fmt.Sprintf("%s.run%d.json", name, i+1)
+			}
+			data, err := historyJSON(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[file] = data
+		}
+	}
+	if !*record || t.Failed() {
+		return
+	}
+	// Files of the same names are replaced; any other (histories kept from an earlier version
+	// of the workflow, renamed aside) stays and keeps being replayed.
+	dir := filepath.Join(env.root, historiesDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for file, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("wrote %d histories to %s", len(files), dir)
+}
+
+// replay replays a history against the current workflow code.
+func replay(h *historypb.History) error {
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	return r.ReplayWorkflowHistory(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)), h)
+}
+
+// historyJSON renders a history as `temporal workflow show --output json` does, indented
+// stably (protojson's own spacing varies from build to build).
+func historyJSON(h *historypb.History) ([]byte, error) {
+	raw, err := protojson.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	var compact, out bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, err
+	}
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}

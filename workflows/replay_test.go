@@ -1,0 +1,95 @@
+package workflows_test
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/onboarding-service/onboarding/workflows"
+)
+
+// Replay tests: histories of real runs of every lifecycle path, recorded on the real stack by
+// internal/faults (TestRecordHistories) and committed under testdata/histories, are replayed
+// against the workflow code as it is now. A change that would make a running invitation's
+// workflow take a different path through its own history (a new activity or timer, a reordered
+// one, a removed update handler...) fails here instead of in production, where it would stop
+// every open invitation with a non-determinism error. docs/operations.md says how to make such
+// a change safely (workflow.GetVersion) and when to record again:
+//
+//	go test ./internal/faults -run TestRecordHistories -record
+
+// historyPaths are the lifecycle paths whose histories must be present: deleting one to make
+// this test pass is not a fix.
+var historyPaths = []string{
+	"accepted",                  // created -> invite email -> accepted -> welcome email
+	"declined",                  // created -> invite email -> declined
+	"revoked",                   // created -> invite email -> revoked
+	"expired-renewed-accepted",  // created -> reminder -> expired -> renewed (continue-as-new) -> accepted
+	"resent-accepted",           // created -> resend -> resend -> accepted
+	"email-failed-revoked",      // created -> email refused by Resend (delivery failed) -> revoked
+	"renewal-requested-revoked", // created -> expired -> invitee asks for a new one -> revoked
+	"rejected",                  // the create refused (no seat): nothing recorded
+}
+
+func historyFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range historyPaths {
+		if !slices.ContainsFunc(files, func(f string) bool {
+			base := filepath.Base(f)
+			return base == p+".json" || strings.HasPrefix(base, p+".run")
+		}) {
+			t.Errorf("no recorded history of the %q path in testdata/histories", p)
+		}
+	}
+	return files
+}
+
+func replayer(fn any) worker.WorkflowReplayer {
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	return r
+}
+
+// TestReplayRecordedHistories replays every recorded history against the current code.
+func TestReplayRecordedHistories(t *testing.T) {
+	logger := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, file := range historyFiles(t) {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".json"), func(t *testing.T) {
+			if err := replayer(workflows.Invitation).ReplayWorkflowHistoryFromJSONFile(logger, file); err != nil {
+				t.Fatalf("%s no longer replays: the change breaks running workflows of this path; "+
+					"guard it with workflow.GetVersion (docs/operations.md): %v", file, err)
+			}
+		})
+	}
+}
+
+// TestReplayCatchesIncompatibleChange shows that the replay test has teeth: a workflow that
+// sleeps before doing anything else, as a careless edit might add, fails to replay every
+// recorded history.
+func TestReplayCatchesIncompatibleChange(t *testing.T) {
+	changed := func(ctx workflow.Context, in workflows.InvitationInput) (workflows.State, error) {
+		if err := workflow.Sleep(ctx, time.Second); err != nil {
+			return workflows.State{}, err
+		}
+		return workflows.Invitation(ctx, in)
+	}
+	logger := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, file := range historyFiles(t) {
+		err := replayer(changed).ReplayWorkflowHistoryFromJSONFile(logger, file)
+		if err == nil || !strings.Contains(err.Error(), "TMPRL1100") { // the SDK's non-determinism error
+			t.Errorf("%s against an incompatible workflow: %v; want a non-determinism error (TMPRL1100)", file, err)
+		}
+	}
+}
