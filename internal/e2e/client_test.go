@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onboarding-service/onboarding/internal/apitest"
 )
 
 // response is an HTTP answer with its body read.
@@ -91,34 +92,8 @@ func (c apiClient) do(t testing.TB, method, path string, body any, header ...str
 // call is do without a *testing.T, for goroutines (which must not call t.Fatal): it returns
 // transport errors and leaves judging the status to the caller.
 func (c apiClient) call(method, path string, body any, header ...string) (response, error) {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			return response{}, err
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return response{}, err
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	return roundTrip(req)
+	r, err := apitest.Call(c.base, c.token, method, path, body, header...)
+	return response(r), err
 }
 
 // request builds a request with the client's token and no other header, for tests that
@@ -149,16 +124,8 @@ func send(t *testing.T, req *http.Request) response {
 }
 
 func roundTrip(req *http.Request) (response, error) {
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return response{}, err
-	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: data}, nil
+	r, err := apitest.RoundTrip(req)
+	return response(r), err
 }
 
 // expectInvalid asserts a validation_failed answer whose errors name exactly fields (in any

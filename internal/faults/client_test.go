@@ -1,24 +1,21 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/internal/apitest"
+
 	"github.com/google/uuid"
 )
 
 // HTTP helpers: the API as the portal and the invitee call it.
-
-// httpClient waits longer than the API's longest request (a Temporal update, 20 s).
-var httpClient = &http.Client{Timeout: 60 * time.Second}
 
 // response is an HTTP answer with its body read.
 type response struct {
@@ -101,37 +98,8 @@ func (c apiClient) do(t *testing.T, method, path string, body any, header ...str
 
 // call is do without a *testing.T, for goroutines.
 func (c apiClient) call(method, path string, body any, header ...string) (response, error) {
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return response{}, err
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return response{}, err
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	res, err := httpClient.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return response{}, err
-	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: data}, nil
+	r, err := apitest.Call(c.base, c.token, method, path, body, header...)
+	return response(r), err
 }
 
 // acceptBody is a valid accept request for a new user.
