@@ -18,16 +18,11 @@ import (
 
 // invitePageAccept answers the accept form.
 func (s *Server) invitePageAccept(c *gin.Context) {
-	form, token, ok := s.pageForm(c)
+	form, token, link, ok := s.pageForm(c)
 	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
-	link, err := s.resolveLink(ctx, token)
-	if err != nil {
-		s.renderPageProblem(c, token, err)
-		return
-	}
 	pw := form.Get("password")
 	// The page asks twice so a typo does not lock the invitee out; API clients do their own.
 	if form.Has("password_confirm") && form.Get("password_confirm") != pw {
@@ -63,16 +58,11 @@ func (s *Server) invitePageAccept(c *gin.Context) {
 // invitePageDecline answers the decline button: first with a confirmation, then, confirmed,
 // by declining.
 func (s *Server) invitePageDecline(c *gin.Context) {
-	form, token, ok := s.pageForm(c)
+	form, token, link, ok := s.pageForm(c)
 	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
-	link, err := s.resolveLink(ctx, token)
-	if err != nil {
-		s.renderPageProblem(c, token, err)
-		return
-	}
 	if form.Get("confirm") != "yes" {
 		if p := link.usable(s.now()); p != nil {
 			s.renderLinkState(c, token, link, p.Status)
@@ -98,23 +88,18 @@ func (s *Server) invitePageDecline(c *gin.Context) {
 // invitePageRequestRenewal answers "Ask for a new invitation" on the expired page: the
 // workflow records the request and emails the inviter, at most once a day.
 func (s *Server) invitePageRequestRenewal(c *gin.Context) {
-	_, token, ok := s.pageForm(c)
+	_, token, link, ok := s.pageForm(c)
 	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
-	link, err := s.resolveLink(ctx, token)
-	if err != nil {
-		s.renderPageProblem(c, token, err)
-		return
-	}
 	inv := link.inv
 	if link.generation < inv.Generation || !link.expired(s.now()) {
 		s.renderLinkState(c, token, link, 0) // nothing to ask for: show where the link stands
 		return
 	}
 	var st workflows.State
-	err = s.updateInvitation(ctx, inv.ID, workflows.UpdateRequestRenewal, workflows.RenewalRequest{Generation: link.generation}, &st)
+	err := s.updateInvitation(ctx, inv.ID, workflows.UpdateRequestRenewal, workflows.RenewalRequest{Generation: link.generation}, &st)
 	pi := newPageInvitation(inv)
 	d := pageData{Template: tmplStatus, Inv: pi, Token: token}
 	var p *problem
@@ -160,9 +145,9 @@ func (s *Server) renderCurrentState(c *gin.Context, token string, status int) {
 	s.renderLinkState(c, token, link, status)
 }
 
-// pageForm parses the posted form (bounded by the body limit) and checks its CSRF token; on
-// failure it has answered already.
-func (s *Server) pageForm(c *gin.Context) (url.Values, string, bool) {
+// pageForm parses the posted form (bounded by the body limit), checks its CSRF token and
+// resolves its invite link; on failure it has answered already.
+func (s *Server) pageForm(c *gin.Context) (url.Values, string, inviteLink, bool) {
 	if err := c.Request.ParseForm(); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -170,14 +155,14 @@ func (s *Server) pageForm(c *gin.Context) (url.Values, string, bool) {
 		} else {
 			s.renderPageProblem(c, "", invalidField(bodyField, "the form could not be read"))
 		}
-		return nil, "", false
+		return nil, "", inviteLink{}, false
 	}
 	form := c.Request.PostForm
 	token := form.Get("token")
 	// A link that is no link gets its page first: whatever the CSRF token, nothing could happen.
 	if _, _, err := s.signer.Verify(token); err != nil {
 		s.renderPageProblem(c, token, tokenInvalid())
-		return nil, "", false
+		return nil, "", inviteLink{}, false
 	}
 	if !s.checkCSRF(c, token, form.Get(csrfField)) {
 		c.Set(ctxProblemCode, "csrf_failed")
@@ -186,9 +171,14 @@ func (s *Server) pageForm(c *gin.Context) (url.Values, string, bool) {
 		d.Next = "Open the invitation again and retry. If this keeps happening, make sure your browser accepts cookies from this site."
 		d.RetryLink = token != "" && len(token) <= maxPageTokenLen
 		s.renderPage(c, http.StatusForbidden, d)
-		return nil, "", false
+		return nil, "", inviteLink{}, false
 	}
-	return form, token, true
+	link, err := s.resolveLink(c.Request.Context(), token)
+	if err != nil {
+		s.renderPageProblem(c, token, err)
+		return nil, "", inviteLink{}, false
+	}
+	return form, token, link, true
 }
 
 // maxPageTokenLen bounds the token a page links back to; real tokens are far shorter.
