@@ -84,6 +84,9 @@ func overlayState(inv *store.Invitation, st workflows.State) {
 			inv.ExpiresAt = st.ExpiresAt.Truncate(time.Microsecond)
 		}
 	}
+	if st.Sends > inv.Sends { // a resend answered before its email activity recorded it
+		inv.Sends = st.Sends
+	}
 	if st.Status != "" && st.Status != workflows.StatusRejected && string(st.Status) != inv.Status {
 		inv.Status = string(st.Status)
 	}

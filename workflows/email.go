@@ -44,6 +44,12 @@ func (w *invitation) sendInBackground(ctx workflow.Context, kind string) {
 	}
 	in := w.markEmail(ctx, kind)
 	w.mu.Unlock()
+	w.deliverInBackground(in)
+}
+
+// deliverInBackground delivers an email in a workflow goroutine under emailCtx, which a
+// closing or renewed invitation cancels; settleEmails waits for it.
+func (w *invitation) deliverInBackground(in activities.SendEmailInput) {
 	w.emailsInFlight++
 	workflow.Go(w.emailCtx, func(gctx workflow.Context) {
 		defer func() { w.emailsInFlight-- }()
@@ -73,11 +79,12 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 	}
 	if err != nil {
 		res = activities.SendEmailResult{Status: DeliveryFailed, Error: err.Error()}
-		// Recorded on the workflow's context: a cancelled email goroutine still records its end.
-		mctx := workflow.WithActivityOptions(ctx, dbOptions("Record the email failure"))
+		// Recorded on a disconnected context: giving up the email must not also lose its record.
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		mctx := workflow.WithActivityOptions(dctx, dbOptions("Record the email failure"))
 		if merr := workflow.ExecuteActivity(mctx, a.MarkEmailFailed, activities.MarkEmailFailedInput{
 			Email: in, Reason: err.Error(),
-		}).Get(ctx, nil); merr != nil {
+		}).Get(dctx, nil); merr != nil {
 			w.logger(ctx).Error("email failure not recorded", "error", merr)
 		}
 	}

@@ -55,7 +55,8 @@ func (w *invitation) create(ctx workflow.Context) (State, error) {
 	}
 	// The API waits for this answer, so the create is bounded; the rest of the lifecycle is not.
 	opts := dbOptions("Record the invitation and reserve a seat")
-	opts.ScheduleToCloseTimeout = 20 * time.Second
+	// Well inside the API's 20 s, so the undo below also ends before the caller gives up.
+	opts.ScheduleToCloseTimeout = 10 * time.Second
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.CreateInvitation, in).Get(ctx, nil)
 	if err != nil {
 		w.st.Status = StatusRejected
@@ -158,9 +159,17 @@ func (w *invitation) resend(ctx workflow.Context) (State, error) {
 		return w.st, err
 	}
 	in := w.markEmail(ctx, activities.KindInvite)
-	// Sent outside the mutex: an email outage must not hold up accept, revoke or expiry.
+	// Runs that started before version 1 delivered the resend within the update; they keep
+	// doing so when replayed (docs/operations.md: changing the workflow safely).
+	v := workflow.GetVersion(ctx, "resend-delivers-in-background", workflow.DefaultVersion, 1)
 	w.mu.Unlock()
-	w.deliver(ctx, in)
+	if v == workflow.DefaultVersion {
+		w.deliver(ctx, in)
+		return w.st, nil
+	}
+	// Delivered in the background: the answer does not wait for a busy email queue or an
+	// outage, and a closing invitation can give the delivery up.
+	w.deliverInBackground(in)
 	return w.st, nil
 }
 

@@ -59,16 +59,8 @@ func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) (created 
 			return nil
 		}
 		created = true
-		var member bool
-		err := tx.QueryRow(ctx, `
-			select exists(select 1 from memberships m join users u on u.id = m.user_id
-			where m.account_id = $1 and m.state = 'active' and (u.id = $2 or lower(u.email) = lower($3)))`,
-			n.AccountID, n.UserID, n.Email).Scan(&member)
-		if err != nil {
+		if err := refuseMember(ctx, tx, n.AccountID, n.UserID, n.Email); err != nil {
 			return err
-		}
-		if member {
-			return ErrAlreadyMember
 		}
 		if err := reserveSeat(ctx, tx, n.SubscriptionID); err != nil {
 			return err
@@ -113,6 +105,23 @@ func (s *Store) duplicateOf(ctx context.Context, accountID uuid.UUID, email stri
 		return err
 	}
 	return &DuplicateInvitationError{ExistingID: id}
+}
+
+// refuseMember returns ErrAlreadyMember when the person (by user id or email) is an active
+// member of the account.
+func refuseMember(ctx context.Context, tx pgx.Tx, accountID uuid.UUID, userID *uuid.UUID, email string) error {
+	var member bool
+	err := tx.QueryRow(ctx, `
+		select exists(select 1 from memberships m join users u on u.id = m.user_id
+		where m.account_id = $1 and m.state = 'active' and (u.id = $2 or lower(u.email) = lower($3)))`,
+		accountID, userID, email).Scan(&member)
+	if err != nil {
+		return err
+	}
+	if member {
+		return ErrAlreadyMember
+	}
+	return nil
 }
 
 func reserveSeat(ctx context.Context, tx pgx.Tx, subscriptionID uuid.UUID) error {
@@ -212,6 +221,10 @@ func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation in
 		}
 		if inv.generation != generation-1 || inv.status != "expired" {
 			return ErrInvalidState
+		}
+		// The person may have joined through another invitation since this one expired.
+		if err := refuseMember(ctx, tx, inv.accountID, inv.userID, inv.email); err != nil {
+			return err
 		}
 		if err := reserveSeat(ctx, tx, inv.subscriptionID); err != nil {
 			return err

@@ -149,7 +149,8 @@ func (s *Store) ListAccountUsers(ctx context.Context, accountID uuid.UUID) ([]Ac
 			       i.role, i.group_ids, i.status
 			from invitations i
 			where i.account_id = $1
-			order by lower(i.email), i.created_at desc, i.id desc
+			-- the live invitation first: a renewed older one can be pending behind a newer closed one
+			order by lower(i.email), (i.status = 'pending') desc, i.updated_at desc, i.id desc
 		)
 		select * from (
 			select user_id, email, first_name, last_name, role, group_ids, state, null::uuid as invitation_id
