@@ -140,6 +140,12 @@ func (w *invitation) decline(ctx workflow.Context, req DeclineRequest) (State, e
 }
 
 func (w *invitation) validateResend(ctx workflow.Context) error {
+	if w.historyFull(ctx) {
+		// The run is about to continue as new once in-flight work settles; a stream of resends
+		// must not keep it from doing so. The caller retries in a moment, on the new run.
+		return temporal.NewApplicationError("the invitation is being compacted; retry in a moment", ErrRateLimited,
+			RateLimitDetails{RetryAfter: time.Second})
+	}
 	if w.st.Status != StatusPending || !workflow.Now(ctx).Before(w.st.ExpiresAt) {
 		return businessErr(ErrInvalidState, "only a pending invitation can be resent; this one is %s", w.statusNow(ctx))
 	}

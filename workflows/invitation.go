@@ -19,8 +19,13 @@ import (
 var a *activities.Activities
 
 // maxHistoryEvents bounds each run's history: past it, the workflow continues as new at the next
-// quiet moment. Temporal's own suggestion (at about 4k events or 4 MiB) also triggers it.
-const maxHistoryEvents = 2000
+// quiet moment. Temporal's own suggestion (at about 4k events or 4 MiB) also triggers it. A
+// whole ordinary lifecycle takes under 100 events; only a storm of resends comes near.
+// Runs started before the "history-limit-1000" version keep their earlier limit of 2000.
+const (
+	maxHistoryEvents   = 1000
+	maxHistoryEventsV0 = 2000
+)
 
 // createWait is how long a started workflow waits for its create update before giving up: the
 // API sends both in one update-with-start call, so this only fires on a misuse.
@@ -49,6 +54,8 @@ type invitation struct {
 	emailCtx       workflow.Context
 	cancelEmails   workflow.CancelFunc
 	emailsInFlight int
+	// historyLimit is this run's maxHistoryEvents (see there).
+	historyLimit int
 }
 
 func (w *invitation) setup(ctx workflow.Context) error {
@@ -56,6 +63,10 @@ func (w *invitation) setup(ctx workflow.Context) error {
 		w.st = *w.in.Carried
 	}
 	w.st.InvitationID = w.in.InvitationID
+	w.historyLimit = maxHistoryEvents
+	if workflow.GetVersion(ctx, "history-limit-1000", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		w.historyLimit = maxHistoryEventsV0
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		SearchAccountID.ValueSet(w.in.AccountID),
 		SearchSubscriptionID.ValueSet(w.in.SubscriptionID),
@@ -193,7 +204,7 @@ func (w *invitation) reminderAt() time.Time {
 
 func (w *invitation) historyFull(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxHistoryEvents
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > w.historyLimit
 }
 
 // finish waits for in-flight handlers, so no update's answer is lost, and completes.
