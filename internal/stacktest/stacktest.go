@@ -16,8 +16,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
@@ -103,6 +107,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	if err := store.EnsureDatabase(ctx, s.DBURL); err != nil {
 		return nil, fmt.Errorf("postgres (run `make test`, which starts it): %w", err)
+	}
+	if err := dropAbandoned(ctx, s.DBURL); err != nil {
+		return nil, fmt.Errorf("dropping abandoned test databases: %w", err)
 	}
 	s.defer_(func() { _ = store.DropDatabase(context.Background(), s.DBURL) })
 	if err := store.Migrate(ctx, s.DBURL); err != nil {
@@ -223,8 +230,44 @@ func databaseURL(base, name string) (string, error) {
 	if u.Host == "" {
 		return "", errors.New("DATABASE_URL names no server")
 	}
-	u.Path = "/onboarding_" + name + "_" + RandomHex(6)
+	// The owner's pid is part of the name, so a later run can tell an abandoned database from
+	// a live one (see dropAbandoned).
+	u.Path = fmt.Sprintf("/onboarding_%s_p%d_%s", name, os.Getpid(), RandomHex(6))
 	return u.String(), nil
+}
+
+// testDatabaseName matches the databases databaseURL names, capturing the owner's pid.
+var testDatabaseName = regexp.MustCompile(`^onboarding_[a-z0-9]+_p([0-9]+)_[0-9a-f]+$`)
+
+// dropAbandoned drops the test databases whose owning process is gone: one killed before its
+// cleanup ran (a fuzzing worker the fuzzer stops, a test binary hit by its timeout) would
+// otherwise stay on the machine's Postgres for good.
+func dropAbandoned(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `select datname from pg_database where datname like 'onboarding\_%'`)
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		m := testDatabaseName.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue // alive (or not ours to judge)
+		}
+		_, _ = conn.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
+	}
+	return nil
 }
 
 // RandomHex returns n random bytes in hex.
