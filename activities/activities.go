@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 
@@ -19,7 +21,7 @@ import (
 // Store is the part of the Postgres store the activities use.
 type Store interface {
 	CreateInvitation(ctx context.Context, n store.NewInvitation) (bool, error)
-	CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to, detail string) (bool, error)
+	CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to contract.Status, detail string) (bool, error)
 	RenewInvitation(ctx context.Context, id uuid.UUID, generation int, expiresAt time.Time) error
 	ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (store.Provisioned, error)
 	AddEvent(ctx context.Context, invitationID uuid.UUID, typ, dedupeKey, detail string) error
@@ -27,7 +29,7 @@ type Store interface {
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
 	GetEmail(ctx context.Context, key string) (store.Email, error)
 	BeginEmail(ctx context.Context, e store.Email, inviteSeq int) (store.Email, error)
-	FinishEmail(ctx context.Context, key, status, providerID, errMsg string) error
+	FinishEmail(ctx context.Context, key string, status contract.DeliveryStatus, providerID, errMsg string) error
 }
 
 // Mailer sends one email. An error that wraps ErrRejected is permanent (the provider refused the
@@ -60,34 +62,12 @@ type Activities struct {
 // Error types of non-retryable activity failures beyond the workflow's business codes.
 const (
 	ErrEmailRejected = "email_rejected"
+	ErrTemplate      = "template_error"
 )
 
-// CreateInvitationInput records a new invitation and reserves its seat.
-type CreateInvitationInput struct {
-	InvitationID   uuid.UUID
-	AccountID      uuid.UUID
-	SubscriptionID uuid.UUID
-	Application    string
-	Role           string
-	GroupIDs       []uuid.UUID
-	UserID         *uuid.UUID
-	Email          string
-	FirstName      string
-	LastName       string
-	Phone          string
-	InviterName    string
-	InviterEmail   string
-	ExpiresAt      time.Time
-}
-
 // CreateInvitation records the invitation and holds its seat in one transaction.
-func (a *Activities) CreateInvitation(ctx context.Context, in CreateInvitationInput) error {
-	created, err := a.Store.CreateInvitation(ctx, store.NewInvitation{
-		ID: in.InvitationID, AccountID: in.AccountID, SubscriptionID: in.SubscriptionID,
-		Application: in.Application, Role: in.Role, GroupIDs: in.GroupIDs, UserID: in.UserID,
-		Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, Phone: in.Phone,
-		InviterName: in.InviterName, InviterEmail: in.InviterEmail, ExpiresAt: in.ExpiresAt,
-	})
+func (a *Activities) CreateInvitation(ctx context.Context, in store.NewInvitation) error {
+	created, err := a.Store.CreateInvitation(ctx, in)
 	if created {
 		a.Metrics.InvitationCreated()
 	}
@@ -106,7 +86,7 @@ func (a *Activities) DiscardInvitation(ctx context.Context, invitationID uuid.UU
 type CloseInput struct {
 	InvitationID uuid.UUID
 	Generation   int
-	Status       string
+	Status       contract.Status
 	Detail       string
 }
 
@@ -170,7 +150,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in ProvisionInput) (Prov
 // RecordEventInput appends an entry to an invitation's story.
 type RecordEventInput struct {
 	InvitationID uuid.UUID
-	Type         string
+	Type         string // one of contract's event types
 	Detail       string
 	// DedupeKey makes the event appear once however often the activity runs.
 	DedupeKey string
@@ -185,21 +165,25 @@ func (a *Activities) RecordEvent(ctx context.Context, in RecordEventInput) error
 // problem codes; anything else (a lost connection, a timeout) stays retryable.
 func businessError(err error) error {
 	var dup *store.DuplicateInvitationError
+	code := contract.Code("")
+	var details []any
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &dup):
-		return temporal.NewNonRetryableApplicationError(err.Error(), "duplicate_invitation", nil, dup.ExistingID.String())
+		code, details = contract.CodeDuplicateInvitation, []any{dup.ExistingID.String()}
 	case errors.Is(err, store.ErrSeatsExhausted):
-		return temporal.NewNonRetryableApplicationError(err.Error(), "seats_exhausted", nil)
+		code = contract.CodeSeatsExhausted
 	case errors.Is(err, store.ErrAlreadyMember):
-		return temporal.NewNonRetryableApplicationError(err.Error(), "already_member", nil)
+		code = contract.CodeAlreadyMember
 	case errors.Is(err, store.ErrSuperseded):
-		return temporal.NewNonRetryableApplicationError(err.Error(), "invitation_expired", nil)
+		code = contract.CodeInvitationExpired
 	case errors.Is(err, store.ErrInvalidState):
-		return temporal.NewNonRetryableApplicationError(err.Error(), "invalid_state", nil)
+		code = contract.CodeInvalidState
 	case errors.Is(err, store.ErrNotFound):
-		return temporal.NewNonRetryableApplicationError(err.Error(), "not_found", nil)
+		code = contract.CodeNotFound
+	default:
+		return err
 	}
-	return err
+	return temporal.NewNonRetryableApplicationError(err.Error(), string(code), nil, details...)
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -21,25 +23,15 @@ import (
 	"github.com/onboarding-service/onboarding/internal/store"
 )
 
-// Email kinds.
-const (
-	KindInvite   = "invite"
-	KindReminder = "reminder"
-	KindWelcome  = "welcome"
-	// KindRenewalRequest tells the inviter that the invitee asked, from an expired link, for a
-	// new invitation.
-	KindRenewalRequest = "renewal_request"
-)
-
 // stillDue says whether an email is still worth sending given the invitation's current row.
 func stillDue(inv store.Invitation, in SendEmailInput) bool {
 	switch in.Kind {
-	case KindWelcome:
+	case contract.KindWelcome:
 		return true
-	case KindRenewalRequest:
-		return inv.Status == "expired" && inv.Generation == in.Generation && inv.InviterEmail != ""
+	case contract.KindRenewalRequest:
+		return inv.Status == contract.StatusExpired && inv.Generation == in.Generation && inv.InviterEmail != ""
 	default:
-		return inv.Status == "pending" && inv.Generation == in.Generation
+		return inv.Status == contract.StatusPending && inv.Generation == in.Generation
 	}
 }
 
@@ -77,7 +69,7 @@ var (
 type SendEmailInput struct {
 	InvitationID uuid.UUID
 	Generation   int
-	Kind         string
+	Kind         contract.EmailKind
 	Seq          int
 }
 
@@ -88,12 +80,9 @@ func (in SendEmailInput) IdempotencyKey() string {
 
 // SendEmailResult reports the delivery.
 type SendEmailResult struct {
-	Status string // sent, failed or skipped
+	Status contract.DeliveryStatus // sent, failed or skipped
 	Error  string
 }
-
-// StatusSkipped says an email was not sent because the invitation moved on meanwhile.
-const StatusSkipped = "skipped"
 
 // emailData is what the templates see. html/template escapes every value; subjects go through
 // oneLine.
@@ -118,9 +107,6 @@ type emailData struct {
 	Footer    string
 }
 
-// expiryLayout spells the expiry out in UTC, so nobody has to guess the time zone.
-const expiryLayout = "Monday, 2 January 2006 at 15:04 UTC"
-
 // SendEmail renders and sends one email of an invitation, at most once per idempotency key.
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
 	key := in.IdempotencyKey()
@@ -130,7 +116,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	}
 	stored, err := a.Store.GetEmail(ctx, key)
 	switch {
-	case err == nil && stored.Status != "queued": // an earlier attempt finished; do not send again
+	case err == nil && stored.Status != contract.DeliveryQueued: // an earlier attempt finished; do not send again
 		return SendEmailResult{Status: stored.Status, Error: stored.Error}, nil
 	case err == nil:
 		// An earlier attempt began this email and may have reached Resend: finish it with the
@@ -139,15 +125,15 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		return SendEmailResult{}, err
 	case !stillDue(inv, in):
 		// Revoked, declined, accepted or renewed meanwhile: the link in this email is dead.
-		a.Metrics.Email(in.Kind, StatusSkipped)
-		return SendEmailResult{Status: StatusSkipped}, nil
+		a.Metrics.Email(in.Kind, string(contract.DeliverySkipped))
+		return SendEmailResult{Status: contract.DeliverySkipped}, nil
 	default:
 		msg, err := a.render(inv, in)
 		if err != nil {
-			return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "template_error", err)
+			return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTemplate, err)
 		}
 		inviteSeq := 0
-		if in.Kind == KindInvite {
+		if in.Kind == contract.KindInvite {
 			inviteSeq = in.Seq
 		}
 		if stored, err = a.Store.BeginEmail(ctx, store.Email{
@@ -156,37 +142,37 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		}, inviteSeq); err != nil {
 			return SendEmailResult{}, err
 		}
-		if stored.Status != "queued" {
+		if stored.Status != contract.DeliveryQueued {
 			return SendEmailResult{Status: stored.Status, Error: stored.Error}, nil
 		}
 	}
 	msg := Message{
 		From: a.From, To: stored.Recipient, Subject: stored.Subject, HTML: stored.HTML, Text: stored.Text,
-		IdempotencyKey: key, Tags: map[string]string{"kind": in.Kind}, Link: a.linkOf(inv, in),
+		IdempotencyKey: key, Tags: map[string]string{"kind": string(in.Kind)}, Link: a.linkOf(inv, in),
 	}
 	providerID, err := a.Mailer.Send(ctx, msg)
 	switch {
 	case errors.Is(err, ErrRejected):
-		a.Metrics.Email(in.Kind, "failed")
-		if ferr := a.finishEmail(ctx, key, "failed", "", err.Error()); ferr != nil {
+		a.Metrics.Email(in.Kind, string(contract.DeliveryFailed))
+		if ferr := a.finishEmail(ctx, key, contract.DeliveryFailed, "", err.Error()); ferr != nil {
 			return SendEmailResult{}, ferr
 		}
 		a.logger(ctx, inv).Warn("email rejected", "kind", in.Kind, "error", err)
-		return SendEmailResult{Status: "failed", Error: err.Error()}, nil
+		return SendEmailResult{Status: contract.DeliveryFailed, Error: err.Error()}, nil
 	case err != nil:
 		a.Metrics.Email(in.Kind, "error")
 		return SendEmailResult{}, err // retried with the same idempotency key
 	}
-	a.Metrics.Email(in.Kind, "sent")
-	if err := a.finishEmail(ctx, key, "sent", providerID, ""); err != nil {
+	a.Metrics.Email(in.Kind, string(contract.DeliverySent))
+	if err := a.finishEmail(ctx, key, contract.DeliverySent, providerID, ""); err != nil {
 		return SendEmailResult{}, err
 	}
-	return SendEmailResult{Status: "sent"}, nil
+	return SendEmailResult{Status: contract.DeliverySent}, nil
 }
 
 // finishEmail records a send's outcome, retrying within this attempt: once Resend has the
 // email, the record must follow even if the invitation closes before another attempt would run.
-func (a *Activities) finishEmail(ctx context.Context, key, status, providerID, errMsg string) error {
+func (a *Activities) finishEmail(ctx context.Context, key string, status contract.DeliveryStatus, providerID, errMsg string) error {
 	wait := 100 * time.Millisecond
 	for {
 		err := a.Store.FinishEmail(ctx, key, status, providerID, errMsg)
@@ -210,7 +196,7 @@ type MarkEmailFailedInput struct {
 
 // MarkEmailFailed records a final delivery failure so the portal and support see it.
 func (a *Activities) MarkEmailFailed(ctx context.Context, in MarkEmailFailedInput) error {
-	err := a.Store.FinishEmail(ctx, in.Email.IdempotencyKey(), "failed", "", in.Reason)
+	err := a.Store.FinishEmail(ctx, in.Email.IdempotencyKey(), contract.DeliveryFailed, "", in.Reason)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // the email never got as far as being recorded
 	}
@@ -223,19 +209,19 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 	to := inv.Email
 	var subject string
 	switch in.Kind {
-	case KindInvite:
+	case contract.KindInvite:
 		subject = fmt.Sprintf("You're invited to join %s on %s", d.Account, d.Application)
 		if d.InviterName != "" {
 			subject = fmt.Sprintf("%s invited you to join %s on %s", d.InviterName, d.Account, d.Application)
 		}
 		d.Preheader = fmt.Sprintf("Join %s on %s as %s. The invitation is valid until %s.", d.Account, d.Application, d.Role, d.ExpiresAt)
-	case KindReminder:
+	case contract.KindReminder:
 		subject = fmt.Sprintf("Reminder: your invitation to %s expires %s", d.Account, inv.ExpiresAt.UTC().Format("2 Jan 2006 15:04 UTC"))
 		d.Preheader = fmt.Sprintf("Your invitation to join %s on %s expires on %s.", d.Account, d.Application, d.ExpiresAt)
-	case KindWelcome:
+	case contract.KindWelcome:
 		subject = fmt.Sprintf("Welcome to %s on %s", d.Account, d.Application)
 		d.Preheader = fmt.Sprintf("Your access to %s in %s is ready.", d.Application, d.Account)
-	case KindRenewalRequest:
+	case contract.KindRenewalRequest:
 		subject = fmt.Sprintf("%s asked for a new invitation to %s", cmp.Or(d.FullName, d.Email), d.Account)
 		to = inv.InviterEmail
 		d.Preheader = fmt.Sprintf("Their invitation to join %s on %s expired on %s.", d.Account, d.Application, d.ExpiresAt)
@@ -245,16 +231,16 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 		return Message{}, fmt.Errorf("unknown email kind %q", in.Kind)
 	}
 	var html, text bytes.Buffer
-	if err := htmlTemplates.ExecuteTemplate(&html, in.Kind+".html", d); err != nil {
+	if err := htmlTemplates.ExecuteTemplate(&html, string(in.Kind)+".html", d); err != nil {
 		return Message{}, err
 	}
-	if err := textTemplates.ExecuteTemplate(&text, in.Kind+".txt", d); err != nil {
+	if err := textTemplates.ExecuteTemplate(&text, string(in.Kind)+".txt", d); err != nil {
 		return Message{}, err
 	}
 	return Message{
 		From: a.From, To: to, Subject: oneLine(subject), HTML: html.String(), Text: text.String(),
 		IdempotencyKey: in.IdempotencyKey(),
-		Tags:           map[string]string{"kind": in.Kind},
+		Tags:           map[string]string{"kind": string(in.Kind)},
 		Link:           d.Link,
 	}, nil
 }
@@ -262,7 +248,7 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 // linkOf is an email's call to action: the invite link, or the portal for the welcome and the
 // inviter's notice.
 func (a *Activities) linkOf(inv store.Invitation, in SendEmailInput) string {
-	if in.Kind == KindWelcome || in.Kind == KindRenewalRequest {
+	if in.Kind == contract.KindWelcome || in.Kind == contract.KindRenewalRequest {
 		return a.PortalURL
 	}
 	return a.Links.InviteURL(inv.ID, in.Generation)
@@ -275,7 +261,7 @@ func newEmailData(inv store.Invitation) emailData {
 		Email: oneLine(inv.Email), FirstName: oneLine(inv.FirstName), LastName: oneLine(inv.LastName),
 		InviterName: oneLine(inv.InviterName), InviterEmail: oneLine(inv.InviterEmail),
 		Account: oneLine(inv.AccountName), Application: oneLine(inv.Application), Plan: oneLine(inv.Subscription),
-		Role: oneLine(inv.Role), ExpiresAt: inv.ExpiresAt.UTC().Format(expiryLayout),
+		Role: oneLine(inv.Role), ExpiresAt: inv.ExpiresAt.UTC().Format(contract.ExpiryLayout),
 	}
 	d.FullName = strings.TrimSpace(d.FirstName + " " + d.LastName)
 	d.Invitee = d.Email

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 // update rewrites the golden files from the current templates: go test ./activities -run Golden -update
@@ -27,20 +28,22 @@ func (fixedLinks) InviteURL(id uuid.UUID, generation int) string {
 // goldenInvitations are the cases every kind of email is rendered for.
 func goldenInvitations() map[string]store.Invitation {
 	base := store.Invitation{
-		ID:           uuid.MustParse("0b6f3c2e-8d1a-4c5e-9f00-1a2b3c4d5e6f"),
+		NewInvitation: store.NewInvitation{
+			ID:           uuid.MustParse("0b6f3c2e-8d1a-4c5e-9f00-1a2b3c4d5e6f"),
+			Application:  "Adobe Creative Cloud",
+			Role:         "editor",
+			Email:        "jane.doe@example.test",
+			FirstName:    "Jane",
+			LastName:     "Doe",
+			InviterName:  "Ada Admin",
+			InviterEmail: "ada@acme.test",
+			// 23:30 in New York is the next day in UTC: the emails must say the UTC one.
+			ExpiresAt: time.Date(2026, 11, 27, 23, 30, 0, 0, mustZone("America/New_York")),
+		},
 		AccountName:  "Acme Corp",
 		Subscription: "Design Team",
-		Application:  "Adobe Creative Cloud",
-		Role:         "editor",
-		Email:        "jane.doe@example.test",
-		FirstName:    "Jane",
-		LastName:     "Doe",
-		InviterName:  "Ada Admin",
-		InviterEmail: "ada@acme.test",
-		Status:       "pending",
+		Status:       contract.StatusPending,
 		Generation:   2,
-		// 23:30 in New York is the next day in UTC: the emails must say the UTC one.
-		ExpiresAt: time.Date(2026, 11, 27, 23, 30, 0, 0, mustZone("America/New_York")),
 	}
 	noInviter := base
 	noInviter.InviterName, noInviter.InviterEmail = "", ""
@@ -74,15 +77,15 @@ func goldenActivities() *Activities {
 func TestEmailGolden(t *testing.T) {
 	a := goldenActivities()
 	for name, inv := range goldenInvitations() {
-		for _, kind := range []string{KindInvite, KindReminder, KindWelcome, KindRenewalRequest} {
-			t.Run(kind+"/"+name, func(t *testing.T) {
+		for _, kind := range []contract.EmailKind{contract.KindInvite, contract.KindReminder, contract.KindWelcome, contract.KindRenewalRequest} {
+			t.Run(string(kind)+"/"+name, func(t *testing.T) {
 				msg, err := a.render(inv, SendEmailInput{InvitationID: inv.ID, Generation: inv.Generation, Kind: kind, Seq: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
 				head := fmt.Sprintf("From: %s\nTo: %s\nSubject: %s\n\n", msg.From, msg.To, msg.Subject)
-				golden(t, kind+"."+name+".txt", head+msg.Text)
-				golden(t, kind+"."+name+".html", msg.HTML)
+				golden(t, string(kind)+"."+name+".txt", head+msg.Text)
+				golden(t, string(kind)+"."+name+".html", msg.HTML)
 			})
 		}
 	}
@@ -92,17 +95,17 @@ func TestEmailGolden(t *testing.T) {
 func TestEmailContent(t *testing.T) {
 	a := goldenActivities()
 	inv := goldenInvitations()["plain"]
-	for _, kind := range []string{KindInvite, KindReminder, KindWelcome, KindRenewalRequest} {
+	for _, kind := range []contract.EmailKind{contract.KindInvite, contract.KindReminder, contract.KindWelcome, contract.KindRenewalRequest} {
 		msg, err := a.render(inv, SendEmailInput{InvitationID: inv.ID, Generation: inv.Generation, Kind: kind, Seq: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		link := "https://portal.example/invite?token=tok-0b6f3c2e-g2"
-		if kind == KindWelcome || kind == KindRenewalRequest {
+		if kind == contract.KindWelcome || kind == contract.KindRenewalRequest {
 			link = "https://portal.example"
 		}
 		want := []string{"Ada Admin", "Acme Corp", "Adobe Creative Cloud", "Design Team", "editor", link}
-		if kind != KindWelcome {
+		if kind != contract.KindWelcome {
 			want = append(want, "Saturday, 28 November 2026 at 04:30 UTC")
 		}
 		for part, body := range map[string]string{"text": msg.Text, "html": msg.HTML} {
@@ -119,7 +122,7 @@ func TestEmailContent(t *testing.T) {
 			t.Errorf("%s HTML part is not a whole document", kind)
 		}
 	}
-	if msg, _ := a.render(inv, SendEmailInput{InvitationID: inv.ID, Generation: 2, Kind: KindRenewalRequest}); msg.To != "ada@acme.test" {
+	if msg, _ := a.render(inv, SendEmailInput{InvitationID: inv.ID, Generation: 2, Kind: contract.KindRenewalRequest}); msg.To != "ada@acme.test" {
 		t.Errorf("renewal request goes to %q, want the inviter", msg.To)
 	}
 }
@@ -128,7 +131,7 @@ func TestEmailContent(t *testing.T) {
 func TestEmailEscaping(t *testing.T) {
 	a := goldenActivities()
 	inv := goldenInvitations()["escaping"]
-	for _, kind := range []string{KindInvite, KindReminder, KindWelcome, KindRenewalRequest} {
+	for _, kind := range []contract.EmailKind{contract.KindInvite, contract.KindReminder, contract.KindWelcome, contract.KindRenewalRequest} {
 		msg, err := a.render(inv, SendEmailInput{InvitationID: inv.ID, Generation: inv.Generation, Kind: kind, Seq: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -147,7 +150,7 @@ func TestEmailEscaping(t *testing.T) {
 		if !strings.Contains(msg.Text, "Tom & Jerry <b>Studio</b>") || strings.Contains(msg.Text, "&amp;") || strings.Contains(msg.Text, "&lt;") {
 			t.Errorf("%s text part is not plain:\n%s", kind, msg.Text)
 		}
-		if kind != KindRenewalRequest && kind != KindWelcome && !strings.Contains(msg.Text, "<script>alert(1)</script>") {
+		if kind != contract.KindRenewalRequest && kind != contract.KindWelcome && !strings.Contains(msg.Text, "<script>alert(1)</script>") {
 			t.Errorf("%s text part lacks the first name as typed", kind)
 		}
 		if strings.ContainsAny(msg.Subject, "\r\n") {

@@ -5,19 +5,20 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/onboarding-service/onboarding/internal/store"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // invitationActionKind is one of the portal's actions on an invitation.
 type invitationActionKind string
 
 const (
-	actionResend invitationActionKind = workflows.UpdateResend
-	actionRenew  invitationActionKind = workflows.UpdateRenew
-	actionRevoke invitationActionKind = workflows.UpdateRevoke
+	actionResend invitationActionKind = contract.UpdateResend
+	actionRenew  invitationActionKind = contract.UpdateRenew
+	actionRevoke invitationActionKind = contract.UpdateRevoke
 )
 
 // invitationAction handles resend, renew and revoke: the workflow decides whether the action
@@ -32,15 +33,15 @@ func (s *Server) invitationAction(kind invitationActionKind) func(*gin.Context) 
 		}
 		// A finished invitation never changes again, so its row answers without asking
 		// Temporal; any other row may lag the workflow, which then decides.
-		if workflows.Status(inv.Status).Terminal() {
+		if contract.Status(inv.Status).Terminal() {
 			return stateProblem(inv)
 		}
 		var arg any
 		if kind == actionRevoke {
 			tok, _ := apiToken(c)
-			arg = workflows.RevokeRequest{By: tok.Name}
+			arg = contract.RevokeRequest{By: tok.Name}
 		}
-		var st workflows.State
+		var st contract.State
 		err = s.updateInvitation(ctx, inv.ID, string(kind), arg, &st)
 		if errors.Is(err, errWorkflowClosed) {
 			// Finished between our read and the update: its row tells how.
@@ -63,9 +64,9 @@ func (s *Server) invitationAction(kind invitationActionKind) func(*gin.Context) 
 
 // effectiveStatus is the status an invitee or admin should be told: a pending invitation
 // whose expiry has passed is expired, even in the moment before its workflow's timer records it.
-func effectiveStatus(inv store.Invitation, now time.Time) string {
-	if inv.Status == string(workflows.StatusPending) && !now.Before(inv.ExpiresAt) {
-		return string(workflows.StatusExpired)
+func effectiveStatus(inv store.Invitation, now time.Time) contract.Status {
+	if inv.Status == contract.StatusPending && !now.Before(inv.ExpiresAt) {
+		return contract.StatusExpired
 	}
 	return inv.Status
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
@@ -37,7 +39,7 @@ type groupView struct {
 // business making others.
 func (s *Server) createAccount(c *gin.Context) error {
 	if tok, ok := apiToken(c); !ok || tok.AccountID != nil {
-		return newProblem(codeForbidden, "Only an API token that is not scoped to one account can create accounts.")
+		return newProblem(contract.CodeForbidden, "Only an API token that is not scoped to one account can create accounts.")
 	}
 	data, err := readJSON(c)
 	if err != nil {
@@ -109,7 +111,7 @@ func (s *Server) createGroup(c *gin.Context) error {
 	acc := account(c)
 	g, err := s.store.CreateGroup(c.Request.Context(), acc.ID, name)
 	if errors.Is(err, store.ErrDuplicateGroup) {
-		return newProblem(codeDuplicateGroup, "The account already has a group named %q.", name)
+		return newProblem(contract.CodeDuplicateGroup, "The account already has a group named %q.", name)
 	}
 	if err != nil {
 		return err

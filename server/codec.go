@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -49,7 +51,7 @@ func (s *Server) codecCORS(c *gin.Context) {
 		return
 	}
 	if !slices.Contains(s.cfg.CodecCORSOrigins, origin) {
-		writeProblem(c, newProblem(codeForbidden, "This origin may not call the codec endpoint; see CODEC_CORS_ORIGIN."))
+		writeProblem(c, newProblem(contract.CodeForbidden, "This origin may not call the codec endpoint; see CODEC_CORS_ORIGIN."))
 		return
 	}
 	h := c.Writer.Header()
@@ -77,7 +79,7 @@ func codecAuth(want [sha256.Size]byte) gin.HandlerFunc {
 		got := sha256.Sum256([]byte(token))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			c.Header("WWW-Authenticate", `Bearer realm="onboarding-codec"`)
-			writeProblem(c, newProblem(codeUnauthorized, "Send the codec token in the Authorization header: Bearer <CODEC_AUTH_TOKEN>."))
+			writeProblem(c, newProblem(contract.CodeUnauthorized, "Send the codec token in the Authorization header: Bearer <CODEC_AUTH_TOKEN>."))
 			return
 		}
 		c.Next()

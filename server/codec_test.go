@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -105,7 +107,7 @@ func TestCodecRefusals(t *testing.T) {
 	} {
 		for _, path := range []string{"/codec/decode", "/codec/encode"} {
 			w := h.do("POST", path, body, "Authorization", header, "Content-Type", "application/json")
-			decodeProblem(t, w, 401, codeUnauthorized)
+			decodeProblem(t, w, 401, contract.CodeUnauthorized)
 			if strings.Contains(w.Body.String(), "secret") {
 				t.Fatalf("%s: the refusal leaks the payload", name)
 			}
@@ -166,9 +168,9 @@ func TestCodecCORS(t *testing.T) {
 func TestCodecRoutesOnlyWhenConfigured(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t) // no key, no token
-	decodeProblem(t, h.do("POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, codeNotFound)
+	decodeProblem(t, h.do("POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, contract.CodeNotFound)
 	keyOnly := h.serverWith(func(d *Deps) { d.Config.PayloadKey = &codecKey }) // a key but no codec token: not served
-	decodeProblem(t, serve(keyOnly, "POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, codeNotFound)
+	decodeProblem(t, serve(keyOnly, "POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, contract.CodeNotFound)
 }
 
 // FuzzCodecBody: any body to /codec/decode answers 200, 401 or 422, never a 500 or a panic.

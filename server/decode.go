@@ -14,6 +14,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 )
 
@@ -29,7 +31,7 @@ func readJSON(c *gin.Context) ([]byte, error) {
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, newProblem(codeUnsupportedMediaType, "Send the body as application/json.")
+			return nil, newProblem(contract.CodeUnsupportedMediaType, "Send the body as application/json.")
 		}
 	}
 	return readBody(c)
@@ -41,7 +43,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return nil, newProblem(codePayloadTooLarge, "The request body must be at most %d bytes.", maxBodyBytes)
+		return nil, newProblem(contract.CodePayloadTooLarge, "The request body must be at most %d bytes.", maxBodyBytes)
 	case err != nil:
 		// The client went away or sent a broken chunked body; nobody reads the answer.
 		return nil, invalidField(bodyField, "the request body could not be read")

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 // Fuzz targets for every request body the API decodes (FuzzCreateInvitationBody, in
@@ -12,7 +14,7 @@ import (
 
 func checkRefusal(t *testing.T, p *problem) {
 	t.Helper()
-	if p.Status != 422 || p.Code != codeValidation || len(p.Errors) == 0 || p.Errors[0].Field == "" {
+	if p.Status != 422 || p.Code != contract.CodeValidation || len(p.Errors) == 0 || p.Errors[0].Field == "" {
 		t.Fatalf("refusal without a named field: %+v", p)
 	}
 }

@@ -9,12 +9,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/store"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // List limits.
@@ -22,15 +23,6 @@ const (
 	defaultListLimit = 20
 	maxListLimit     = 100
 )
-
-// invitee is the person an invitation names, resolved from user_id or given in the body.
-type invitee struct {
-	userID    *uuid.UUID
-	email     string
-	firstName string
-	lastName  string
-	phone     string
-}
 
 // createInvitation validates, authorises and pre-checks the request, then has the workflow
 // reserve the seat and record the invitation in one update-with-start, answering 201 only
@@ -52,7 +44,7 @@ func (s *Server) createInvitation(c *gin.Context) error {
 	}
 	sub, err := s.store.GetSubscription(ctx, acc.ID, req.SubscriptionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return newProblem(codeNotFound, "The account has no subscription %s.", req.SubscriptionID)
+		return newProblem(contract.CodeNotFound, "The account has no subscription %s.", req.SubscriptionID)
 	}
 	if err != nil {
 		return err
@@ -60,19 +52,21 @@ func (s *Server) createInvitation(c *gin.Context) error {
 	if err := s.checkRoleAndGroups(ctx, acc.ID, sub, req); err != nil {
 		return err
 	}
-	who := invitee{email: req.Email, firstName: req.FirstName, lastName: req.LastName, phone: req.Phone}
+	id := uuid.Must(uuid.NewV7())
+	in := s.invitationInput(id, acc, sub, req)
 	if req.UserID != nil {
+		// An existing user is invited under the name and address the service knows them by.
 		u, err := s.store.GetUser(ctx, *req.UserID)
 		if errors.Is(err, store.ErrNotFound) {
-			return newProblem(codeNotFound, "No user %s.", *req.UserID)
+			return newProblem(contract.CodeNotFound, "No user %s.", *req.UserID)
 		}
 		if err != nil {
 			return err
 		}
-		who = invitee{userID: &u.ID, email: u.Email, firstName: u.FirstName, lastName: u.LastName, phone: u.Phone}
+		in.UserID, in.Email, in.FirstName, in.LastName, in.Phone = &u.ID, u.Email, u.FirstName, u.LastName, u.Phone
 	}
+	in.EmailHash = emailhash.Hash(s.cfg.EmailHashKey, in.Email)
 
-	id := uuid.Must(uuid.NewV7())
 	first := true
 	if key != "" {
 		claimed, same, err := s.store.ClaimIdempotencyKey(ctx, acc.ID, key, req.hash(), id)
@@ -80,9 +74,10 @@ func (s *Server) createInvitation(c *gin.Context) error {
 			return err
 		}
 		if !same {
-			return newProblem(codeIdempotencyConflict, "This Idempotency-Key was used with a different request body.")
+			return newProblem(contract.CodeIdempotencyConflict, "This Idempotency-Key was used with a different request body.")
 		}
 		first, id = claimed == id, claimed
+		in.InvitationID = id
 		if !first {
 			inv, err := s.store.GetInvitation(ctx, id)
 			if err == nil {
@@ -98,17 +93,17 @@ func (s *Server) createInvitation(c *gin.Context) error {
 		}
 	}
 	if first {
-		if err := s.precheck(ctx, acc.ID, sub, who); err != nil {
+		if err := s.precheck(ctx, sub, in); err != nil {
 			return err
 		}
 	}
 
-	st, err := s.startInvitation(ctx, s.invitationInput(id, acc, sub, req, who))
+	st, err := s.startInvitation(ctx, in)
 	if err != nil {
 		var p *problem
-		if errors.As(err, &p) && p.Code == codeDuplicateInvitation {
+		if errors.As(err, &p) && p.Code == contract.CodeDuplicateInvitation {
 			// Name the invitation that won the race; it may be gone again already.
-			if dup := s.duplicateProblem(ctx, acc.ID, who.email); !errors.Is(dup, store.ErrNotFound) {
+			if dup := s.duplicateProblem(ctx, acc.ID, in.Email); !errors.Is(dup, store.ErrNotFound) {
 				return dup
 			}
 			return p
@@ -128,35 +123,28 @@ func (s *Server) createInvitation(c *gin.Context) error {
 
 // invitationInput is what the workflow starts with: everything it needs to record the
 // invitation and write its emails, and the lifecycle settings fixed for its whole life.
-func (s *Server) invitationInput(id uuid.UUID, acc store.Account, sub store.Subscription, req newInvitation, who invitee) workflows.InvitationInput {
-	in := workflows.InvitationInput{
-		InvitationID:     id.String(),
-		AccountID:        acc.ID.String(),
+func (s *Server) invitationInput(id uuid.UUID, acc store.Account, sub store.Subscription, req newInvitation) contract.InvitationInput {
+	in := contract.InvitationInput{
+		InvitationID:     id,
+		AccountID:        acc.ID,
 		AccountName:      acc.Name,
-		SubscriptionID:   sub.ID.String(),
+		SubscriptionID:   sub.ID,
 		SubscriptionName: sub.Name,
 		Application:      sub.Application,
 		Role:             req.Role,
-		GroupIDs:         make([]string, 0, len(req.GroupIDs)),
-		Email:            who.email,
-		FirstName:        who.firstName,
-		LastName:         who.lastName,
-		Phone:            who.phone,
-		EmailHash:        emailhash.Hash(s.cfg.EmailHashKey, who.email),
-		Settings: workflows.Settings{
+		GroupIDs:         req.GroupIDs,
+		Email:            req.Email,
+		FirstName:        req.FirstName,
+		LastName:         req.LastName,
+		Phone:            req.Phone,
+		Settings: contract.Settings{
 			TTL:               s.cfg.InvitationTTL,
 			ReminderBefore:    s.cfg.ReminderBefore,
 			ResendMinInterval: s.cfg.ResendMinInterval,
 		},
 	}
-	for _, g := range req.GroupIDs {
-		in.GroupIDs = append(in.GroupIDs, g.String())
-	}
-	if who.userID != nil {
-		in.UserID = who.userID.String()
-	}
 	if req.Inviter != nil {
-		in.Inviter = workflows.Person{Name: req.Inviter.Name, Email: req.Inviter.Email}
+		in.Inviter = *req.Inviter
 	}
 	return in
 }
@@ -215,19 +203,19 @@ func (s *Server) checkRoleAndGroups(ctx context.Context, accountID uuid.UUID, su
 // precheck answers the common refusals clearly before anything starts. The workflow's
 // create checks the same things again inside one transaction; this only makes the usual
 // case fast and its answer precise.
-func (s *Server) precheck(ctx context.Context, accountID uuid.UUID, sub store.Subscription, who invitee) error {
-	member, err := s.store.IsActiveMember(ctx, accountID, who.userID, who.email)
+func (s *Server) precheck(ctx context.Context, sub store.Subscription, in contract.InvitationInput) error {
+	member, err := s.store.IsActiveMember(ctx, in.AccountID, in.UserID, in.Email)
 	if err != nil {
 		return err
 	}
 	if member {
-		return newProblem(codeAlreadyMember, "%s is already an active user of this account.", who.email)
+		return newProblem(contract.CodeAlreadyMember, "%s is already an active user of this account.", in.Email)
 	}
-	if err := s.duplicateProblem(ctx, accountID, who.email); !errors.Is(err, store.ErrNotFound) {
+	if err := s.duplicateProblem(ctx, in.AccountID, in.Email); !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	if sub.SeatsAvailable() == 0 {
-		return newProblem(codeSeatsExhausted, "Subscription %q has no free seat: its %d seats are assigned or held by pending invitations.",
+		return newProblem(contract.CodeSeatsExhausted, "Subscription %q has no free seat: its %d seats are assigned or held by pending invitations.",
 			sub.Name, sub.Seats)
 	}
 	return nil
@@ -240,7 +228,7 @@ func (s *Server) duplicateProblem(ctx context.Context, accountID uuid.UUID, emai
 	if err != nil {
 		return err
 	}
-	p := newProblem(codeDuplicateInvitation, "A pending invitation for this email exists in the account: %s.", id)
+	p := newProblem(contract.CodeDuplicateInvitation, "A pending invitation for this email exists in the account: %s.", id)
 	p.InvitationID = id.String()
 	return p
 }
@@ -293,8 +281,8 @@ func (s *Server) listInvitations(c *gin.Context) error {
 }
 
 func validStatus(s string) bool {
-	switch workflows.Status(s) {
-	case workflows.StatusPending, workflows.StatusAccepted, workflows.StatusExpired, workflows.StatusRevoked, workflows.StatusDeclined:
+	switch contract.Status(s) {
+	case contract.StatusPending, contract.StatusAccepted, contract.StatusExpired, contract.StatusRevoked, contract.StatusDeclined:
 		return true
 	}
 	return false
@@ -332,8 +320,8 @@ func (s *Server) invitationLink(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if inv.Status != string(workflows.StatusPending) || !s.now().Before(inv.ExpiresAt) {
-		return newProblem(codeInvalidState, "Only a pending invitation has a link; this one is %s.", effectiveStatus(inv, s.now()))
+	if inv.Status != contract.StatusPending || !s.now().Before(inv.ExpiresAt) {
+		return newProblem(contract.CodeInvalidState, "Only a pending invitation has a link; this one is %s.", effectiveStatus(inv, s.now()))
 	}
 	c.JSON(http.StatusOK, linkView{InviteURL: s.inviteURL(inv), ExpiresAt: inv.ExpiresAt.UTC()})
 	return nil

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -24,7 +26,6 @@ import (
 	"github.com/onboarding-service/onboarding/internal/password"
 	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // serverWith builds another server with the harness's configuration and dependencies, changed by f.
@@ -85,7 +86,7 @@ func within(s *Server, d time.Duration, method, path, body string, headers ...st
 // workflowExists reports whether Temporal has a workflow for the invitation id.
 func workflowExists(t *testing.T, id uuid.UUID) bool {
 	t.Helper()
-	_, err := stack.Temporal.DescribeWorkflow(t.Context(), workflows.InvitationWorkflowID(id.String()), "")
+	_, err := stack.Temporal.DescribeWorkflow(t.Context(), contract.InvitationWorkflowID(id), "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return false
@@ -111,7 +112,7 @@ func (h *harness) claimedID(key string) uuid.UUID {
 func (h *harness) accountWorkflows() []string {
 	h.t.Helper()
 	resp, err := stack.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("%s = '%s'", workflows.SearchAccountID.GetName(), h.account.ID),
+		Query: fmt.Sprintf("%s = '%s'", contract.SearchAccountID.GetName(), h.account.ID),
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -183,26 +184,26 @@ func TestCreateInvitation(t *testing.T) {
 	}
 
 	// One workflow per invitation, on the configured task queue, with a summary that masks the address.
-	desc, err := stack.Temporal.DescribeWorkflow(t.Context(), workflows.InvitationWorkflowID(id), "")
+	desc, err := stack.Temporal.DescribeWorkflow(t.Context(), contract.InvitationWorkflowID(uuid.MustParse(id)), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if desc.WorkflowType.Name != workflows.WorkflowName || desc.TaskQueueName != h.cfg.TemporalTaskQueue {
+	if desc.WorkflowType.Name != contract.WorkflowName || desc.TaskQueueName != h.cfg.TemporalTaskQueue {
 		t.Errorf("workflow %s on %s", desc.WorkflowType.Name, desc.TaskQueueName)
 	}
 	if summary, err := desc.GetStaticSummary(); err != nil || summary != "Invite j…@acme.test to Acme / analytics as editor" {
 		t.Errorf("summary = %q %v", summary, err)
 	}
-	if acc, _ := desc.TypedSearchAttributes.GetKeyword(workflows.SearchAccountID); acc != h.account.ID.String() {
+	if acc, _ := desc.TypedSearchAttributes.GetKeyword(contract.SearchAccountID); acc != h.account.ID.String() {
 		t.Errorf("AccountId = %q", acc)
 	}
 
 	// The lifecycle settings reached the workflow: its expiry is the answer's, its reminder is
 	// REMINDER_BEFORE (48h) ahead, and a resend waits for RESEND_MIN_INTERVAL (1m).
-	var st workflows.State
+	var st contract.State
 	eventually(t, 20*time.Second, "the invite email to go out", func() bool {
 		st = workflowState(t, invID)
-		return st.InviteSent && st.Delivery.Status == workflows.DeliverySent
+		return st.InviteSent && st.Delivery.Status == contract.DeliverySent
 	})
 	if !st.ExpiresAt.Truncate(time.Second).Equal(times["expires_at"].Truncate(time.Second)) || st.Generation != 1 {
 		t.Errorf("workflow state %+v, answer's expiry %s", st, times["expires_at"])
@@ -211,7 +212,7 @@ func TestCreateInvitation(t *testing.T) {
 		t.Errorf("waiting for %q, want %q", st.WaitingFor, want)
 	}
 	w = h.api("POST", h.accountPath("/invitations/"+id+"/resend"), "")
-	decodeProblem(t, w, 429, codeRateLimited)
+	decodeProblem(t, w, 429, contract.CodeRateLimited)
 	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 30 || ra > 60 {
 		t.Errorf("Retry-After = %q, want the rest of a minute", w.Header().Get("Retry-After"))
 	}
@@ -233,15 +234,15 @@ func TestCreateInvitationRefusals(t *testing.T) {
 	path := h.accountPath("/invitations")
 	email := uniqueEmail("Jane")
 
-	decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), h.sub.ID.String(), uuid.NewString(), 1)), 404, codeNotFound)
-	decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), h.sub.ID.String(), other.sub.ID.String(), 1)), 404, codeNotFound)
+	decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), h.sub.ID.String(), uuid.NewString(), 1)), 404, contract.CodeNotFound)
+	decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), h.sub.ID.String(), other.sub.ID.String(), 1)), 404, contract.CodeNotFound)
 
-	p := decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), `"editor"`, `"owner"`, 1)), 422, codeValidation)
+	p := decodeProblem(t, h.api("POST", path, strings.Replace(h.inviteBody(email, ""), `"editor"`, `"owner"`, 1)), 422, contract.CodeValidation)
 	if !hasField(&p, "role") || !strings.Contains(p.Errors[0].Message, "admin, editor") {
 		t.Errorf("role: %+v", p.Errors)
 	}
 	// The account's own group, twice, is fine; the other account's is named by its index.
-	p = decodeProblem(t, h.api("POST", path, h.inviteBody(email, fmt.Sprintf(`,"group_ids":["%s","%s","%s"]`, h.group.ID, h.group.ID, other.group.ID))), 422, codeValidation)
+	p = decodeProblem(t, h.api("POST", path, h.inviteBody(email, fmt.Sprintf(`,"group_ids":["%s","%s","%s"]`, h.group.ID, h.group.ID, other.group.ID))), 422, contract.CodeValidation)
 	if len(p.Errors) != 1 || p.Errors[0].Field != "group_ids[2]" {
 		t.Errorf("groups: %+v", p.Errors)
 	}
@@ -250,19 +251,19 @@ func TestCreateInvitationRefusals(t *testing.T) {
 	memberEmail := uniqueEmail("member")
 	h.member(memberEmail)
 	existing := h.pending(email)
-	decodeProblem(t, h.api("POST", path, h.inviteBody(strings.ToUpper(memberEmail), "")), 409, codeAlreadyMember)
-	p = decodeProblem(t, h.api("POST", path, h.inviteBody(strings.ToLower(email), "")), 409, codeDuplicateInvitation)
+	decodeProblem(t, h.api("POST", path, h.inviteBody(strings.ToUpper(memberEmail), "")), 409, contract.CodeAlreadyMember)
+	p = decodeProblem(t, h.api("POST", path, h.inviteBody(strings.ToLower(email), "")), 409, contract.CodeDuplicateInvitation)
 	if p.InvitationID != existing.ID.String() || !strings.Contains(p.Detail, existing.ID.String()) {
 		t.Errorf("duplicate: %+v", p)
 	}
-	decodeProblem(t, h.api("POST", path, h.inviteBody(uniqueEmail("june"), "")), 409, codeSeatsExhausted)
+	decodeProblem(t, h.api("POST", path, h.inviteBody(uniqueEmail("june"), "")), 409, contract.CodeSeatsExhausted)
 
 	// None of the refused requests started a workflow: the account has the two it made. A
 	// workflow's search attributes are set by its first task, which an update-with-start
 	// waits for, so one started by a refused request would be listed by now.
-	want := []string{workflows.InvitationWorkflowID(existing.ID.String())}
+	want := []string{contract.InvitationWorkflowID(existing.ID)}
 	for _, inv := range decodeJSON[invitationListView](t, h.api("GET", path+"?status=accepted", ""), 200).Items {
-		want = append(want, workflows.InvitationWorkflowID(inv.ID.String()))
+		want = append(want, contract.InvitationWorkflowID(inv.ID))
 	}
 	slices.Sort(want)
 	eventually(t, 10*time.Second, "Temporal's visibility to list the account's workflows", func() bool {
@@ -293,12 +294,13 @@ func TestCreateInvitationWorkflowOutcomes(t *testing.T) {
 	h.create(strings.Replace(h.inviteBody(uniqueEmail("seat"), ""), h.sub.ID.String(), full.ID.String(), 1))
 
 	for _, tc := range []struct {
-		name, body, code string
-		names            uuid.UUID
+		name, body string
+		code       contract.Code
+		names      uuid.UUID
 	}{
-		{"seats", strings.Replace(h.inviteBody(uniqueEmail("june"), ""), h.sub.ID.String(), full.ID.String(), 1), codeSeatsExhausted, uuid.Nil},
-		{"member", h.inviteBody(strings.ToUpper(memberEmail), ""), codeAlreadyMember, uuid.Nil},
-		{"duplicate", h.inviteBody(strings.ToUpper(held.Email), ""), codeDuplicateInvitation, held.ID},
+		{"seats", strings.Replace(h.inviteBody(uniqueEmail("june"), ""), h.sub.ID.String(), full.ID.String(), 1), contract.CodeSeatsExhausted, uuid.Nil},
+		{"member", h.inviteBody(strings.ToUpper(memberEmail), ""), contract.CodeAlreadyMember, uuid.Nil},
+		{"duplicate", h.inviteBody(strings.ToUpper(held.Email), ""), contract.CodeDuplicateInvitation, held.ID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := "outcome-" + tc.name
@@ -327,7 +329,7 @@ func TestCreateInvitationWorkflowOutcomes(t *testing.T) {
 	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
 	email := uniqueEmail("unreachable")
 	w := within(dead, 5*time.Second, "POST", path, h.inviteBody(email, ""), "Authorization", "Bearer "+portalToken, "Content-Type", "application/json")
-	decodeProblem(t, w, 503, codeUnavailable)
+	decodeProblem(t, w, 503, contract.CodeUnavailable)
 	if w.Header().Get("Retry-After") == "" {
 		t.Error("no Retry-After")
 	}
@@ -343,17 +345,17 @@ func TestWorkflowErrorMapping(t *testing.T) {
 	for _, tc := range []struct {
 		err    error
 		status int
-		code   string
+		code   contract.Code
 	}{
-		{temporal.NewApplicationError("refused", workflows.ErrSeatsExhausted), 409, codeSeatsExhausted},
-		{temporal.NewApplicationError("the invitation expired", workflows.ErrInvitationExpired), 410, codeInvitationExpired},
-		{temporal.NewApplicationError("bad id", workflows.ErrValidation), 422, codeValidation},
+		{temporal.NewApplicationError("refused", string(contract.CodeSeatsExhausted)), 409, contract.CodeSeatsExhausted},
+		{temporal.NewApplicationError("the invitation expired", string(contract.CodeInvitationExpired)), 410, contract.CodeInvitationExpired},
+		{temporal.NewApplicationError("bad id", string(contract.CodeValidation)), 422, contract.CodeValidation},
 		// What the workflow's create answers when its activity failed for a non-business reason.
-		{temporal.NewApplicationError("the invitation could not be recorded: boom", "unavailable"), 503, codeUnavailable},
-		{temporal.NewApplicationError("activity failed", "SomeGoError"), 503, codeUnavailable},
-		{serviceerror.NewUnavailable("connection refused"), 503, codeUnavailable},
-		{serviceerror.NewDeadlineExceeded("deadline"), 503, codeUnavailable},
-		{client.NewWorkflowUpdateServiceTimeoutOrCanceledError(errors.New("timeout")), 503, codeUnavailable},
+		{temporal.NewApplicationError("the invitation could not be recorded: boom", "unavailable"), 503, contract.CodeUnavailable},
+		{temporal.NewApplicationError("activity failed", "SomeGoError"), 503, contract.CodeUnavailable},
+		{serviceerror.NewUnavailable("connection refused"), 503, contract.CodeUnavailable},
+		{serviceerror.NewDeadlineExceeded("deadline"), 503, contract.CodeUnavailable},
+		{client.NewWorkflowUpdateServiceTimeoutOrCanceledError(errors.New("timeout")), 503, contract.CodeUnavailable},
 	} {
 		var p *problem
 		if !errors.As(workflowError(tc.err), &p) || p.Status != tc.status || p.Code != tc.code {
@@ -368,8 +370,8 @@ func TestWorkflowErrorMapping(t *testing.T) {
 		t.Errorf("NotFound: %v", err)
 	}
 	var p *problem
-	err := workflowError(temporal.NewApplicationError("wait", workflows.ErrRateLimited, workflows.RateLimitDetails{RetryAfter: 41200 * time.Millisecond}))
-	if !errors.As(err, &p) || p.Code != codeRateLimited || retryAfterSeconds(p.retryAfter) != 42 {
+	err := workflowError(temporal.NewApplicationError("wait", string(contract.CodeRateLimited), contract.RateLimitDetails{RetryAfter: 41200 * time.Millisecond}))
+	if !errors.As(err, &p) || p.Code != contract.CodeRateLimited || retryAfterSeconds(p.retryAfter) != 42 {
 		t.Errorf("rate limited: %+v", p)
 	}
 }
@@ -386,8 +388,8 @@ func TestCreateInvitationIdempotency(t *testing.T) {
 	if again.ID != first.ID || w.Header().Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay = %v %v", again.ID, w.Header())
 	}
-	decodeProblem(t, h.api("POST", path, strings.Replace(body, "editor", "admin", 1), "Idempotency-Key", "k1"), 422, codeIdempotencyConflict)
-	p := decodeProblem(t, h.api("POST", path, body, "Idempotency-Key", strings.Repeat("k", 256)), 422, codeValidation)
+	decodeProblem(t, h.api("POST", path, strings.Replace(body, "editor", "admin", 1), "Idempotency-Key", "k1"), 422, contract.CodeIdempotencyConflict)
+	p := decodeProblem(t, h.api("POST", path, body, "Idempotency-Key", strings.Repeat("k", 256)), 422, contract.CodeValidation)
 	if !hasField(&p, "Idempotency-Key") {
 		t.Errorf("errors = %+v", p.Errors)
 	}
@@ -404,7 +406,7 @@ func TestCreateInvitationIdempotency(t *testing.T) {
 	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
 	body = h.inviteBody(uniqueEmail("joe"), "")
 	decodeProblem(t, within(dead, 5*time.Second, "POST", path, body, "Authorization", "Bearer "+portalToken,
-		"Content-Type", "application/json", "Idempotency-Key", "k2"), 503, codeUnavailable)
+		"Content-Type", "application/json", "Idempotency-Key", "k2"), 503, contract.CodeUnavailable)
 	claimed := h.claimedID("k2")
 	got := h.create(body, "Idempotency-Key", "k2")
 	if got.ID != claimed || got.Status != "pending" {
@@ -430,9 +432,9 @@ func TestInvitationReads(t *testing.T) {
 		t.Errorf("link = %+v", link)
 	}
 
-	decodeProblem(t, h.api("GET", other.accountPath("/invitations/"+inv.ID.String()), ""), 404, codeNotFound)
-	decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+uuid.NewString()), ""), 404, codeNotFound)
-	decodeProblem(t, h.api("GET", h.accountPath("/invitations/xyz/link"), ""), 404, codeNotFound)
+	decodeProblem(t, h.api("GET", other.accountPath("/invitations/"+inv.ID.String()), ""), 404, contract.CodeNotFound)
+	decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+uuid.NewString()), ""), 404, contract.CodeNotFound)
+	decodeProblem(t, h.api("GET", h.accountPath("/invitations/xyz/link"), ""), 404, contract.CodeNotFound)
 
 	// Resend refuses the invite email for good: the invitation says so, revoked or not.
 	eventually(t, 20*time.Second, "the failed delivery to be recorded", func() bool {
@@ -444,7 +446,7 @@ func TestInvitationReads(t *testing.T) {
 		got.Delivery.Error == nil || !strings.Contains(*got.Delivery.Error, "mailbox full") {
 		t.Errorf("revoked = %+v (delivery %+v)", got, got.Delivery)
 	}
-	decodeProblem(t, h.api("GET", base+"/link", ""), 409, codeInvalidState)
+	decodeProblem(t, h.api("GET", base+"/link", ""), 409, contract.CodeInvalidState)
 }
 
 func TestInvitationActions(t *testing.T) {
@@ -455,11 +457,11 @@ func TestInvitationActions(t *testing.T) {
 
 	// Just sent: a resend waits for RESEND_MIN_INTERVAL.
 	w := h.api("POST", base+"/resend", "")
-	decodeProblem(t, w, 429, codeRateLimited)
+	decodeProblem(t, w, 429, contract.CodeRateLimited)
 	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
 		t.Errorf("Retry-After = %q", w.Header().Get("Retry-After"))
 	}
-	decodeProblem(t, h.api("POST", base+"/renew", ""), 409, codeInvalidState)
+	decodeProblem(t, h.api("POST", base+"/renew", ""), 409, contract.CodeInvalidState)
 
 	// Revoke names who did it (the API token's name) in the invitation's story.
 	got := decodeJSON[invitationView](t, h.api("POST", base+"/revoke", ""), 200)
@@ -479,7 +481,7 @@ func TestInvitationActions(t *testing.T) {
 	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
 	for _, action := range []string{"resend", "renew", "revoke"} {
 		w := within(dead, 5*time.Second, "POST", base+"/"+action, "", "Authorization", "Bearer "+portalToken)
-		if p := decodeProblem(t, w, 409, codeInvalidState); !strings.Contains(p.Detail, "revoked") {
+		if p := decodeProblem(t, w, 409, contract.CodeInvalidState); !strings.Contains(p.Detail, "revoked") {
 			t.Errorf("%s: detail %q", action, p.Detail)
 		}
 	}
@@ -501,10 +503,10 @@ func TestRenew(t *testing.T) {
 	if id, gen, err := h.srv.signer.Verify(u.Query().Get("token")); err != nil || id != inv.ID || gen != 2 {
 		t.Errorf("renewed link: %s generation %d %v", id, gen, err)
 	}
-	if st := workflowState(t, inv.ID); st.Generation != 2 || !st.ExpiresAt.Truncate(time.Microsecond).Equal(got.ExpiresAt) || st.Status != workflows.StatusPending {
+	if st := workflowState(t, inv.ID); st.Generation != 2 || !st.ExpiresAt.Truncate(time.Microsecond).Equal(got.ExpiresAt) || st.Status != contract.StatusPending {
 		t.Errorf("workflow state %+v, answer %s", st, got.ExpiresAt)
 	}
-	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+oldToken, ""), 410, codeInvitationExpired)
+	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+oldToken, ""), 410, contract.CodeInvitationExpired)
 	if s := h.subscription(); *s.SeatsReserved != 1 {
 		t.Errorf("subscription = %+v", s)
 	}
@@ -518,17 +520,17 @@ func TestTerminatedWorkflow(t *testing.T) {
 	h := newHarness(t)
 	inv := h.pending(uniqueEmail("stuck"))
 	token := h.token(inv)
-	if err := stack.Temporal.TerminateWorkflow(t.Context(), workflows.InvitationWorkflowID(inv.ID.String()), "", "test: terminated by support"); err != nil {
+	if err := stack.Temporal.TerminateWorkflow(t.Context(), contract.InvitationWorkflowID(inv.ID), "", "test: terminated by support"); err != nil {
 		t.Fatal(err)
 	}
 	base := h.accountPath("/invitations/" + inv.ID.String())
 	for _, action := range []string{"resend", "revoke"} {
-		if p := decodeProblem(t, h.api("POST", base+"/"+action, ""), 409, codeInvalidState); !strings.Contains(p.Detail, "pending") {
+		if p := decodeProblem(t, h.api("POST", base+"/"+action, ""), 409, contract.CodeInvalidState); !strings.Contains(p.Detail, "pending") {
 			t.Errorf("%s: detail %q", action, p.Detail)
 		}
 	}
-	decodeProblem(t, h.accept(token), 409, codeInvalidState)
-	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, codeInvalidState)
+	decodeProblem(t, h.accept(token), 409, contract.CodeInvalidState)
+	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, contract.CodeInvalidState)
 	if got := h.row(inv.ID); got.Status != "pending" || got.UserID != nil {
 		t.Errorf("row = %+v", got)
 	}
@@ -562,10 +564,10 @@ func TestInviteePreview(t *testing.T) {
 	// Past its expiry, before the workflow's timer has recorded it, the link is expired: the
 	// API does not trust a pending row whose time is up.
 	h.srv.now = func() time.Time { return time.Now().Add(h.cfg.InvitationTTL + time.Minute) }
-	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+url.QueryEscape(token), ""), 410, codeInvitationExpired)
-	decodeProblem(t, h.do("POST", "/v1/invitations/accept", `{"token":"`+token+`","password":"Str0ng-Password","accept_terms":true}`), 410, codeInvitationExpired)
-	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 410, codeInvitationExpired)
-	if p := decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+created.ID.String()+"/link"), ""), 409, codeInvalidState); !strings.Contains(p.Detail, "expired") {
+	decodeProblem(t, h.do("GET", "/v1/invitations/preview?token="+url.QueryEscape(token), ""), 410, contract.CodeInvitationExpired)
+	decodeProblem(t, h.do("POST", "/v1/invitations/accept", `{"token":"`+token+`","password":"Str0ng-Password","accept_terms":true}`), 410, contract.CodeInvitationExpired)
+	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 410, contract.CodeInvitationExpired)
+	if p := decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+created.ID.String()+"/link"), ""), 409, contract.CodeInvalidState); !strings.Contains(p.Detail, "expired") {
 		t.Errorf("link: %q", p.Detail)
 	}
 	h.srv.now = time.Now
@@ -582,18 +584,18 @@ func TestInviteeAccept(t *testing.T) {
 	token := h.token(inv)
 	accept := func(body string) string { return fmt.Sprintf(`{"token":%q,%s}`, token, body) }
 
-	p := decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"password":"Str0ng-Password","accept_terms":false`)), 422, codeTermsNotAccepted)
+	p := decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"password":"Str0ng-Password","accept_terms":false`)), 422, contract.CodeTermsNotAccepted)
 	if !hasField(&p, "accept_terms") {
 		t.Errorf("errors = %+v", p.Errors)
 	}
-	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"password":"Str0ng-Password"`)), 422, codeTermsNotAccepted)
-	p = decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"password":"short","accept_terms":true`)), 422, codePasswordPolicy)
+	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"password":"Str0ng-Password"`)), 422, contract.CodeTermsNotAccepted)
+	p = decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"password":"short","accept_terms":true`)), 422, contract.CodePasswordPolicy)
 	if !hasField(&p, "password") || !strings.Contains(p.Detail, "10 characters") {
 		t.Errorf("policy = %+v", p)
 	}
-	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":true`)), 422, codePasswordPolicy)
-	decodeProblem(t, h.do("POST", "/v1/invitations/accept", `{"token":"forged","password":"Str0ng-Password","accept_terms":true}`), 404, codeTokenInvalid)
-	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":"yes"`)), 422, codeValidation)
+	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":true`)), 422, contract.CodePasswordPolicy)
+	decodeProblem(t, h.do("POST", "/v1/invitations/accept", `{"token":"forged","password":"Str0ng-Password","accept_terms":true}`), 404, contract.CodeTokenInvalid)
+	decodeProblem(t, h.do("POST", "/v1/invitations/accept", accept(`"accept_terms":"yes"`)), 422, contract.CodeValidation)
 	if got := h.row(inv.ID); got.Status != "pending" {
 		t.Fatalf("a refused accept changed the invitation: %s", got.Status)
 	}
@@ -631,7 +633,7 @@ func TestInviteeAccept(t *testing.T) {
 		t.Errorf("invitation by user id = %+v", byID)
 	}
 	decodeProblem(t, third.api("POST", third.accountPath("/invitations"),
-		fmt.Sprintf(`{"user_id":"%s","subscription_id":"%s","role":"admin"}`, uuid.New(), third.sub.ID)), 404, codeNotFound)
+		fmt.Sprintf(`{"user_id":"%s","subscription_id":"%s","role":"admin"}`, uuid.New(), third.sub.ID)), 404, contract.CodeNotFound)
 }
 
 func passwordHash(t *testing.T, userID uuid.UUID) string {
@@ -648,8 +650,8 @@ func TestInviteeDecline(t *testing.T) {
 	h := newHarness(t)
 	inv := h.pending(uniqueEmail("d"))
 	token := h.token(inv)
-	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{}`), 404, codeTokenInvalid)
-	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`","reason":"x"}`), 422, codeValidation)
+	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{}`), 404, contract.CodeTokenInvalid)
+	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`","reason":"x"}`), 422, contract.CodeValidation)
 	w := h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`)
 	if w.Code != 200 || w.Body.String() != `{"status":"declined"}` {
 		t.Errorf("decline = %d %s", w.Code, w.Body)
@@ -660,5 +662,5 @@ func TestInviteeDecline(t *testing.T) {
 	if s := h.subscription(); *s.SeatsReserved != 0 {
 		t.Errorf("subscription = %+v", s)
 	}
-	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, codeInvalidState)
+	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, contract.CodeInvalidState)
 }

@@ -6,37 +6,38 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/onboarding-service/onboarding/internal/password"
 	"github.com/onboarding-service/onboarding/internal/store"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // The invitee's routes, authorised by the invite token alone. The hosted page (page.go)
 // shares their logic.
 
 type previewView struct {
-	AccountName      string      `json:"account_name"`
-	Application      string      `json:"application"`
-	Role             string      `json:"role"`
-	Email            string      `json:"email"`
-	FirstName        string      `json:"first_name"`
-	LastName         string      `json:"last_name"`
-	Inviter          *personView `json:"inviter"`
-	Status           string      `json:"status"`
-	ExpiresAt        time.Time   `json:"expires_at"`
-	RequiresPassword bool        `json:"requires_password"`
+	AccountName      string          `json:"account_name"`
+	Application      string          `json:"application"`
+	Role             string          `json:"role"`
+	Email            string          `json:"email"`
+	FirstName        string          `json:"first_name"`
+	LastName         string          `json:"last_name"`
+	Inviter          *personView     `json:"inviter"`
+	Status           contract.Status `json:"status"`
+	ExpiresAt        time.Time       `json:"expires_at"`
+	RequiresPassword bool            `json:"requires_password"`
 }
 
 type acceptView struct {
-	Status string     `json:"status"`
-	UserID *uuid.UUID `json:"user_id"`
+	Status contract.Status `json:"status"`
+	UserID *uuid.UUID      `json:"user_id"`
 }
 
 type declineView struct {
-	Status string `json:"status"`
+	Status contract.Status `json:"status"`
 }
 
 // inviteLink is a verified invite token with the invitation it names.
@@ -46,7 +47,7 @@ type inviteLink struct {
 }
 
 func tokenInvalid() *problem {
-	return newProblem(codeTokenInvalid, "This invitation link is not valid. Check that the whole link was copied.")
+	return newProblem(contract.CodeTokenInvalid, "This invitation link is not valid. Check that the whole link was copied.")
 }
 
 // resolveLink verifies an invite token and reads its invitation. Every kind of bad token
@@ -70,11 +71,11 @@ func (s *Server) resolveLink(ctx context.Context, token string) (inviteLink, err
 // expired reports whether the link can no longer be used: a renewal superseded it, or the
 // invitation expired.
 func (l inviteLink) expired(now time.Time) bool {
-	return l.generation < l.inv.Generation || effectiveStatus(l.inv, now) == string(workflows.StatusExpired)
+	return l.generation < l.inv.Generation || effectiveStatus(l.inv, now) == contract.StatusExpired
 }
 
 func expiredProblem() *problem {
-	return newProblem(codeInvitationExpired, "This invitation link has expired. Ask the person who invited you to send a new one.")
+	return newProblem(contract.CodeInvitationExpired, "This invitation link has expired. Ask the person who invited you to send a new one.")
 }
 
 // usable answers why the link cannot be acted on (410 expired or superseded, 409 already
@@ -83,8 +84,8 @@ func (l inviteLink) usable(now time.Time) *problem {
 	switch {
 	case l.expired(now):
 		return expiredProblem()
-	case l.inv.Status != string(workflows.StatusPending):
-		return newProblem(codeInvalidState, "This invitation was already %s.", l.inv.Status)
+	case l.inv.Status != contract.StatusPending:
+		return newProblem(contract.CodeInvalidState, "This invitation was already %s.", l.inv.Status)
 	}
 	return nil
 }
@@ -134,7 +135,7 @@ func (s *Server) accept(ctx context.Context, token, pw string, acceptTerms bool)
 		return acceptView{}, p
 	}
 	if !acceptTerms {
-		p := newProblem(codeTermsNotAccepted, "Accept the Terms of Service to join.")
+		p := newProblem(contract.CodeTermsNotAccepted, "Accept the Terms of Service to join.")
 		p.Errors = []fieldError{{Field: "accept_terms", Message: "must be true"}}
 		return acceptView{}, p
 	}
@@ -145,7 +146,7 @@ func (s *Server) accept(ctx context.Context, token, pw string, acceptTerms bool)
 	var hash string
 	if requires {
 		if msg := password.Check(pw); msg != "" {
-			p := newProblem(codePasswordPolicy, "%s Passwords need %s.", sentence(msg), password.PolicyText)
+			p := newProblem(contract.CodePasswordPolicy, "%s Passwords need %s.", sentence(msg), password.PolicyText)
 			p.Errors = []fieldError{{Field: "password", Message: msg}}
 			return acceptView{}, p
 		}
@@ -153,18 +154,18 @@ func (s *Server) accept(ctx context.Context, token, pw string, acceptTerms bool)
 			return acceptView{}, err
 		}
 	}
-	var res workflows.AcceptResult
-	err = s.updateInvitation(ctx, link.inv.ID, workflows.UpdateAccept,
-		workflows.AcceptRequest{Generation: link.generation, PasswordHash: hash}, &res)
+	var res contract.AcceptResult
+	err = s.updateInvitation(ctx, link.inv.ID, contract.UpdateAccept,
+		contract.AcceptRequest{Generation: link.generation, PasswordHash: hash}, &res)
 	if errors.Is(err, errWorkflowClosed) {
 		return acceptView{}, s.closedLinkProblem(ctx, link)
 	}
 	if err != nil {
 		return acceptView{}, err
 	}
-	out := acceptView{Status: string(workflows.StatusAccepted)}
-	if id, err := uuid.Parse(res.UserID); err == nil {
-		out.UserID = &id
+	out := acceptView{Status: contract.StatusAccepted}
+	if res.UserID != uuid.Nil {
+		out.UserID = &res.UserID
 	} else if inv, err := s.store.GetInvitation(ctx, link.inv.ID); err == nil {
 		out.UserID = inv.UserID
 	}
@@ -180,8 +181,8 @@ func (s *Server) decline(ctx context.Context, token string) error {
 	if p := link.usable(s.now()); p != nil {
 		return p
 	}
-	var st workflows.State
-	err = s.updateInvitation(ctx, link.inv.ID, workflows.UpdateDecline, workflows.DeclineRequest{Generation: link.generation}, &st)
+	var st contract.State
+	err = s.updateInvitation(ctx, link.inv.ID, contract.UpdateDecline, contract.DeclineRequest{Generation: link.generation}, &st)
 	if errors.Is(err, errWorkflowClosed) {
 		return s.closedLinkProblem(ctx, link)
 	}
@@ -199,7 +200,7 @@ func (s *Server) closedLinkProblem(ctx context.Context, link inviteLink) error {
 	if p := link.usable(s.now()); p != nil {
 		return p
 	}
-	return newProblem(codeInvalidState, "This invitation can no longer be answered.")
+	return newProblem(contract.CodeInvalidState, "This invitation can no longer be answered.")
 }
 
 func (s *Server) previewInvitation(c *gin.Context) error {
@@ -241,6 +242,6 @@ func (s *Server) declineInvitation(c *gin.Context) error {
 	if err := s.decline(c.Request.Context(), b.Token); err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, declineView{Status: string(workflows.StatusDeclined)})
+	c.JSON(http.StatusOK, declineView{Status: contract.StatusDeclined})
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -113,7 +115,7 @@ func (s *Server) recoverPanics(c *gin.Context) {
 // a chunked one fails while it is read (readBody maps that to 413).
 func limitBody(c *gin.Context) {
 	if c.Request.ContentLength > maxBodyBytes {
-		writeProblem(c, newProblem(codePayloadTooLarge, "The request body must be at most %d bytes.", maxBodyBytes))
+		writeProblem(c, newProblem(contract.CodePayloadTooLarge, "The request body must be at most %d bytes.", maxBodyBytes))
 		return
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
@@ -199,13 +201,13 @@ func transientPostgres(err error) bool {
 func (s *Server) authenticate(c *gin.Context) {
 	token, ok := bearerToken(c.GetHeader("Authorization"))
 	if !ok {
-		writeProblem(c, newProblem(codeUnauthorized, "Send an API token in the Authorization header: Bearer <token>."))
+		writeProblem(c, newProblem(contract.CodeUnauthorized, "Send an API token in the Authorization header: Bearer <token>."))
 		return
 	}
 	t, err := s.store.LookupAPIToken(c.Request.Context(), token)
 	if errors.Is(err, store.ErrNotFound) {
 		c.Header("WWW-Authenticate", `Bearer realm="onboarding", error="invalid_token"`)
-		writeProblem(c, newProblem(codeUnauthorized, "The API token is unknown or revoked."))
+		writeProblem(c, newProblem(contract.CodeUnauthorized, "The API token is unknown or revoked."))
 		return
 	}
 	if err != nil {
@@ -245,7 +247,7 @@ func (s *Server) loadAccount(c *gin.Context) {
 		return
 	}
 	if tok, ok := apiToken(c); !ok || !tok.Allows(id) {
-		writeProblem(c, newProblem(codeForbidden, "This API token is not allowed to act on this account."))
+		writeProblem(c, newProblem(contract.CodeForbidden, "This API token is not allowed to act on this account."))
 		return
 	}
 	acc, err := s.store.GetAccount(c.Request.Context(), id)

@@ -14,10 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/onboarding-service/onboarding/internal/store"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // The hosted acceptance page: what an invite link opens when the portal hosts none of its own.
@@ -164,14 +165,14 @@ func (s *Server) renderLinkState(c *gin.Context, token string, link inviteLink, 
 	d := pageData{Template: tmplStatus, Inv: pi, Token: token}
 	code := http.StatusOK
 	switch {
-	case inv.Status == string(workflows.StatusAccepted):
+	case inv.Status == contract.StatusAccepted:
 		d.View, d.Tone, d.Title = viewAlreadyAccepted, "success", "This invitation was already accepted"
 		d.Lead = fmt.Sprintf("The invitation to join %s on %s has been accepted, and the access is set up.", pi.Account, pi.Application)
 		d.Next = fmt.Sprintf("Sign in with your email address, %s. If you did not accept it yourself, tell %s right away.", pi.Email, pi.contact())
 		d.SignInURL = s.signInURL()
-	case inv.Status == string(workflows.StatusDeclined):
+	case inv.Status == contract.StatusDeclined:
 		s.declinedPage(&d, false)
-	case inv.Status == string(workflows.StatusRevoked):
+	case inv.Status == contract.StatusRevoked:
 		d.View, d.Tone, d.Title = viewRevoked, "warning", "This invitation was withdrawn"
 		d.Lead = fmt.Sprintf("%s withdrew the invitation to join %s on %s, so it can no longer be accepted.",
 			pi.inviter("The account's administrator"), pi.Account, pi.Application)
@@ -247,15 +248,15 @@ func (s *Server) renderPageError(c *gin.Context, err error) {
 // that state's page; anything else a page that says what to do.
 func (s *Server) renderPageProblem(c *gin.Context, token string, err error) {
 	p := classify(err)
-	c.Set(ctxProblemCode, p.Code)
+	c.Set(ctxProblemCode, string(p.Code))
 	switch p.Code {
-	case codeTokenInvalid:
+	case contract.CodeTokenInvalid:
 		d := pageData{Template: tmplStatus, View: viewInvalid, Tone: "danger", Title: "This invitation link does not work"}
 		d.Lead = "The link is incomplete or was changed. Some email programs break long links across lines."
 		d.Next = "Open the link straight from the invitation email, or copy the whole link into the address bar. If it still does not work, ask the person who invited you to send the invitation again."
 		s.renderPage(c, p.Status, d)
 		return
-	case codeInvitationExpired, codeInvalidState:
+	case contract.CodeInvitationExpired, contract.CodeInvalidState:
 		if link, lerr := s.resolveLink(c.Request.Context(), token); lerr == nil {
 			s.renderLinkState(c, token, link, p.Status)
 			return
@@ -278,11 +279,11 @@ func (s *Server) renderPageProblem(c *gin.Context, token string, err error) {
 		d.Title = "Something went wrong on our side"
 		d.Lead = "We could not complete this just now."
 		d.Next = "Please try again in a moment. If it keeps failing, contact the person who invited you."
-	case p.Code == codeRateLimited:
+	case p.Code == contract.CodeRateLimited:
 		d.Title, d.Tone = "Too many attempts", "warning"
 		d.Lead = "We received more requests from here than we accept in a short time."
 		d.Next = "Please wait a minute, then open the invitation again."
-	case p.Code == codePayloadTooLarge:
+	case p.Code == contract.CodePayloadTooLarge:
 		d.Title, d.Lead = "The form was too large", "What you sent was larger than this page accepts."
 		d.Next = "Open the invitation again and retry."
 	default:

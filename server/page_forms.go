@@ -7,9 +7,9 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/gin-gonic/gin"
+	"github.com/onboarding-service/onboarding/workflows/contract"
 
-	"github.com/onboarding-service/onboarding/workflows"
+	"github.com/gin-gonic/gin"
 )
 
 // The page's forms: accept, decline (with a confirmation first) and, on the expired page, ask
@@ -34,9 +34,9 @@ func (s *Server) invitePageAccept(c *gin.Context) {
 	if _, err := s.accept(ctx, token, pw, accepted); err != nil {
 		var p *problem
 		switch {
-		case errors.As(err, &p) && p.Code == codeTermsNotAccepted:
+		case errors.As(err, &p) && p.Code == contract.CodeTermsNotAccepted:
 			s.renderFormAgain(c, token, link, p.Status, "accept_terms", "Tick the box to accept the Terms of Service. You cannot join without accepting them.")
-		case errors.As(err, &p) && p.Code == codePasswordPolicy:
+		case errors.As(err, &p) && p.Code == contract.CodePasswordPolicy:
 			s.renderFormAgain(c, token, link, p.Status, "password", p.Detail)
 		default:
 			s.renderPageProblem(c, token, err)
@@ -98,8 +98,8 @@ func (s *Server) invitePageRequestRenewal(c *gin.Context) {
 		s.renderLinkState(c, token, link, 0) // nothing to ask for: show where the link stands
 		return
 	}
-	var st workflows.State
-	err := s.updateInvitation(ctx, inv.ID, workflows.UpdateRequestRenewal, workflows.RenewalRequest{Generation: link.generation}, &st)
+	var st contract.State
+	err := s.updateInvitation(ctx, inv.ID, contract.UpdateRequestRenewal, contract.RenewalRequest{Generation: link.generation}, &st)
 	pi := newPageInvitation(inv)
 	d := pageData{Template: tmplStatus, Inv: pi, Token: token}
 	var p *problem
@@ -113,7 +113,7 @@ func (s *Server) invitePageRequestRenewal(c *gin.Context) {
 		}
 		d.Next = fmt.Sprintf("When the new invitation is sent, it arrives by email at %s with a new link. The link you used will not work again.", pi.Email)
 		s.renderPage(c, http.StatusOK, d)
-	case errors.As(err, &p) && p.Code == codeRateLimited:
+	case errors.As(err, &p) && p.Code == contract.CodeRateLimited:
 		d.View, d.Tone, d.Title = viewRenewalAlready, "info", "You already asked for a new invitation today"
 		d.Lead = fmt.Sprintf("A request for a new invitation to join %s was sent in the last 24 hours, so we did not send another one.", pi.Account)
 		d.Next = fmt.Sprintf("%s has been told. If you need access sooner, contact them directly.", pi.inviter("The person who invited you"))
@@ -125,9 +125,9 @@ func (s *Server) invitePageRequestRenewal(c *gin.Context) {
 		if p.retryAfter > 0 {
 			c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(p.retryAfter)))
 		}
-		c.Set(ctxProblemCode, p.Code)
+		c.Set(ctxProblemCode, string(p.Code))
 		s.renderPage(c, http.StatusTooManyRequests, d)
-	case errors.Is(err, errWorkflowClosed), errors.As(err, &p) && (p.Code == codeInvalidState || p.Code == codeInvitationExpired):
+	case errors.Is(err, errWorkflowClosed), errors.As(err, &p) && (p.Code == contract.CodeInvalidState || p.Code == contract.CodeInvitationExpired):
 		// The invitation moved on meanwhile (renewed, revoked): show where it stands now.
 		s.renderCurrentState(c, token, http.StatusConflict)
 	default:
@@ -151,7 +151,7 @@ func (s *Server) pageForm(c *gin.Context) (url.Values, string, inviteLink, bool)
 	if err := c.Request.ParseForm(); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			s.renderPageProblem(c, "", newProblem(codePayloadTooLarge, "The form is too large."))
+			s.renderPageProblem(c, "", newProblem(contract.CodePayloadTooLarge, "The form is too large."))
 		} else {
 			s.renderPageProblem(c, "", invalidField(bodyField, "the form could not be read"))
 		}

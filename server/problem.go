@@ -9,33 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
-)
-
-// Problem codes. Those of CONTRACT.md come first; the rest are this service's extensions,
-// documented in openapi.yaml. Clients branch on the code, never on title or detail.
-const (
-	codeUnauthorized        = "unauthorized"
-	codeForbidden           = "forbidden"
-	codeNotFound            = "not_found"
-	codeValidation          = "validation_failed"
-	codeDuplicateInvitation = "duplicate_invitation"
-	codeAlreadyMember       = "already_member"
-	codeSeatsExhausted      = "seats_exhausted"
-	codeInvalidState        = "invalid_state"
-	codeIdempotencyConflict = "idempotency_conflict"
-	codeInvitationExpired   = "invitation_expired"
-	codeTokenInvalid        = "token_invalid"
-	codePasswordPolicy      = "password_policy"
-	codeTermsNotAccepted    = "terms_not_accepted"
-	codeRateLimited         = "rate_limited"
-
-	codeDuplicateGroup       = "duplicate_group"
-	codeMethodNotAllowed     = "method_not_allowed"
-	codePayloadTooLarge      = "payload_too_large"
-	codeUnsupportedMediaType = "unsupported_media_type"
-	codeUnavailable          = "unavailable"
-	codeInternal             = "internal"
 )
 
 // problemKind is the fixed part of a problem: its HTTP status and human title.
@@ -44,27 +20,27 @@ type problemKind struct {
 	title  string
 }
 
-var problemKinds = map[string]problemKind{
-	codeUnauthorized:         {http.StatusUnauthorized, "Authentication required"},
-	codeForbidden:            {http.StatusForbidden, "Not allowed for this account"},
-	codeNotFound:             {http.StatusNotFound, "Not found"},
-	codeValidation:           {http.StatusUnprocessableEntity, "Invalid request"},
-	codeDuplicateInvitation:  {http.StatusConflict, "A pending invitation exists"},
-	codeAlreadyMember:        {http.StatusConflict, "Already a member"},
-	codeSeatsExhausted:       {http.StatusConflict, "No free seat"},
-	codeInvalidState:         {http.StatusConflict, "Not possible in the invitation's state"},
-	codeIdempotencyConflict:  {http.StatusUnprocessableEntity, "Idempotency key reused with a different request"},
-	codeInvitationExpired:    {http.StatusGone, "Invitation expired"},
-	codeTokenInvalid:         {http.StatusNotFound, "Invitation link not valid"},
-	codePasswordPolicy:       {http.StatusUnprocessableEntity, "Password too weak"},
-	codeTermsNotAccepted:     {http.StatusUnprocessableEntity, "Terms not accepted"},
-	codeRateLimited:          {http.StatusTooManyRequests, "Too many requests"},
-	codeDuplicateGroup:       {http.StatusConflict, "A group with this name exists"},
-	codeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
-	codePayloadTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},
-	codeUnsupportedMediaType: {http.StatusUnsupportedMediaType, "Unsupported media type"},
-	codeUnavailable:          {http.StatusServiceUnavailable, "Service temporarily unavailable"},
-	codeInternal:             {http.StatusInternalServerError, "Internal error"},
+var problemKinds = map[contract.Code]problemKind{
+	contract.CodeUnauthorized:         {http.StatusUnauthorized, "Authentication required"},
+	contract.CodeForbidden:            {http.StatusForbidden, "Not allowed for this account"},
+	contract.CodeNotFound:             {http.StatusNotFound, "Not found"},
+	contract.CodeValidation:           {http.StatusUnprocessableEntity, "Invalid request"},
+	contract.CodeDuplicateInvitation:  {http.StatusConflict, "A pending invitation exists"},
+	contract.CodeAlreadyMember:        {http.StatusConflict, "Already a member"},
+	contract.CodeSeatsExhausted:       {http.StatusConflict, "No free seat"},
+	contract.CodeInvalidState:         {http.StatusConflict, "Not possible in the invitation's state"},
+	contract.CodeIdempotencyConflict:  {http.StatusUnprocessableEntity, "Idempotency key reused with a different request"},
+	contract.CodeInvitationExpired:    {http.StatusGone, "Invitation expired"},
+	contract.CodeTokenInvalid:         {http.StatusNotFound, "Invitation link not valid"},
+	contract.CodePasswordPolicy:       {http.StatusUnprocessableEntity, "Password too weak"},
+	contract.CodeTermsNotAccepted:     {http.StatusUnprocessableEntity, "Terms not accepted"},
+	contract.CodeRateLimited:          {http.StatusTooManyRequests, "Too many requests"},
+	contract.CodeDuplicateGroup:       {http.StatusConflict, "A group with this name exists"},
+	contract.CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
+	contract.CodePayloadTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},
+	contract.CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	contract.CodeUnavailable:          {http.StatusServiceUnavailable, "Service temporarily unavailable"},
+	contract.CodeInternal:             {http.StatusInternalServerError, "Internal error"},
 }
 
 // problemTypePrefix makes a code a URI, as RFC 9457 wants for "type".
@@ -80,12 +56,12 @@ type fieldError struct {
 // problem is an RFC 9457 problem detail. Handlers return it as an error; the error
 // middleware renders it.
 type problem struct {
-	Type   string       `json:"type"`
-	Title  string       `json:"title"`
-	Status int          `json:"status"`
-	Detail string       `json:"detail"`
-	Code   string       `json:"code"`
-	Errors []fieldError `json:"errors,omitempty"`
+	Type   string        `json:"type"`
+	Title  string        `json:"title"`
+	Status int           `json:"status"`
+	Detail string        `json:"detail"`
+	Code   contract.Code `json:"code"`
+	Errors []fieldError  `json:"errors,omitempty"`
 	// InvitationID names the existing invitation of a duplicate_invitation problem.
 	InvitationID string `json:"invitation_id,omitempty"`
 
@@ -97,25 +73,25 @@ type problem struct {
 
 func (p *problem) Error() string {
 	if p.cause != nil {
-		return p.Code + ": " + p.Detail + ": " + p.cause.Error()
+		return string(p.Code) + ": " + p.Detail + ": " + p.cause.Error()
 	}
-	return p.Code + ": " + p.Detail
+	return string(p.Code) + ": " + p.Detail
 }
 
 func (p *problem) Unwrap() error { return p.cause }
 
 // newProblem builds the problem of a code with a detail; fmt arguments are applied when given.
-func newProblem(code, detail string, args ...any) *problem {
+func newProblem(code contract.Code, detail string, args ...any) *problem {
 	kind, ok := problemKinds[code]
 	if !ok {
-		kind = problemKinds[codeInternal]
-		code = codeInternal
+		kind = problemKinds[contract.CodeInternal]
+		code = contract.CodeInternal
 	}
 	if len(args) > 0 {
 		detail = fmt.Sprintf(detail, args...)
 	}
 	return &problem{
-		Type:   problemTypePrefix + code,
+		Type:   problemTypePrefix + string(code),
 		Title:  kind.title,
 		Status: kind.status,
 		Detail: detail,
@@ -129,7 +105,7 @@ func invalid(errs ...fieldError) *problem {
 	for _, e := range errs {
 		fields = append(fields, e.Field)
 	}
-	p := newProblem(codeValidation, "The request has invalid fields: %s.", strings.Join(fields, ", "))
+	p := newProblem(contract.CodeValidation, "The request has invalid fields: %s.", strings.Join(fields, ", "))
 	p.Errors = errs
 	return p
 }
@@ -141,12 +117,12 @@ func invalidField(field, message string) *problem {
 
 // notFound is a not_found problem about a kind of thing ("account", "invitation").
 func notFound(what string) *problem {
-	return newProblem(codeNotFound, "No such %s.", what)
+	return newProblem(contract.CodeNotFound, "No such %s.", what)
 }
 
 // unavailable is a 503 that asks the client to come back shortly; cause is logged.
 func unavailable(cause error) *problem {
-	p := newProblem(codeUnavailable, "A service this request depends on is not answering; retry shortly.")
+	p := newProblem(contract.CodeUnavailable, "A service this request depends on is not answering; retry shortly.")
 	p.retryAfter = 5 * time.Second
 	p.cause = cause
 	return p
@@ -154,7 +130,7 @@ func unavailable(cause error) *problem {
 
 // internal is a 500; cause is logged, never sent.
 func internal(cause error) *problem {
-	p := newProblem(codeInternal, "The request could not be completed because of an internal error.")
+	p := newProblem(contract.CodeInternal, "The request could not be completed because of an internal error.")
 	p.cause = cause
 	return p
 }
@@ -164,7 +140,7 @@ func writeProblem(c *gin.Context, p *problem) {
 	if p.retryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(p.retryAfter)))
 	}
-	if p.Code == codeUnauthorized && c.Writer.Header().Get("WWW-Authenticate") == "" {
+	if p.Code == contract.CodeUnauthorized && c.Writer.Header().Get("WWW-Authenticate") == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="onboarding"`)
 	}
 	c.Header("Cache-Control", "no-store")
@@ -172,7 +148,7 @@ func writeProblem(c *gin.Context, p *problem) {
 	if err != nil { // cannot happen: the problem holds strings and ints only
 		body = []byte(`{"type":"urn:onboarding:problem:internal","title":"Internal error","status":500,"code":"internal"}`)
 	}
-	c.Set(ctxProblemCode, p.Code)
+	c.Set(ctxProblemCode, string(p.Code))
 	c.Data(p.Status, "application/problem+json", body)
 	c.Abort()
 }

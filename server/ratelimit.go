@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 
@@ -138,7 +140,7 @@ func (l *limiterSet) size() int {
 }
 
 func rateLimited(wait time.Duration, what string) *problem {
-	p := newProblem(codeRateLimited, "Too many requests %s; retry in %d seconds.", what, retryAfterSeconds(wait))
+	p := newProblem(contract.CodeRateLimited, "Too many requests %s; retry in %d seconds.", what, retryAfterSeconds(wait))
 	p.retryAfter = wait
 	return p
 }

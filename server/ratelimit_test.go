@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 
 	"github.com/onboarding-service/onboarding/internal/config"
@@ -52,36 +54,36 @@ func TestInviteeRateLimitPerAddress(t *testing.T) {
 	now := h.limited(config.RateLimit{Count: 3, Per: time.Minute}, config.RateLimit{}, config.RateLimit{})
 	preview := "/v1/invitations/preview?token=forged"
 	for i := range 3 {
-		decodeProblem(t, h.from("198.51.100.7:1111", "GET", preview, ""), 404, codeTokenInvalid)
+		decodeProblem(t, h.from("198.51.100.7:1111", "GET", preview, ""), 404, contract.CodeTokenInvalid)
 		_ = i
 	}
 	w := h.from("198.51.100.7:2222", "GET", preview, "")
 	expectRateLimited(t, w, 20) // 3 per minute: one more every 20 s
-	decodeProblem(t, w, 429, codeRateLimited)
+	decodeProblem(t, w, 429, contract.CodeRateLimited)
 	// The budget is the address's across every invitee route, the JSON and the page ones.
-	decodeProblem(t, h.from("198.51.100.7:1", "POST", "/v1/invitations/decline", `{"token":"x"}`, "Content-Type", "application/json"), 429, codeRateLimited)
+	decodeProblem(t, h.from("198.51.100.7:1", "POST", "/v1/invitations/decline", `{"token":"x"}`, "Content-Type", "application/json"), 429, contract.CodeRateLimited)
 	page := h.from("198.51.100.7:1", "GET", "/invite?token=x", "")
 	expectRateLimited(t, page, 20)
 	if !strings.HasPrefix(page.Header().Get("Content-Type"), "text/html") {
 		t.Errorf("the page answers a limit with %q, want a page", page.Header().Get("Content-Type"))
 	}
 	// A header cannot change the address: no proxy is trusted by default.
-	decodeProblem(t, h.from("198.51.100.7:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.9"), 429, codeRateLimited)
+	decodeProblem(t, h.from("198.51.100.7:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.9"), 429, contract.CodeRateLimited)
 	// Other addresses, and the portal's routes, are not affected.
-	decodeProblem(t, h.from("198.51.100.8:1", "GET", preview, ""), 404, codeTokenInvalid)
+	decodeProblem(t, h.from("198.51.100.8:1", "GET", preview, ""), 404, contract.CodeTokenInvalid)
 	if w := h.from("198.51.100.7:1", "GET", h.accountPath("/users"), "", "Authorization", "Bearer "+portalToken); w.Code != 200 {
 		t.Fatalf("portal route from a limited address: %d", w.Code)
 	}
 	// A token comes back after its interval.
 	*now = now.Add(20 * time.Second)
-	decodeProblem(t, h.from("198.51.100.7:1", "GET", preview, ""), 404, codeTokenInvalid)
-	decodeProblem(t, h.from("198.51.100.7:1", "GET", preview, ""), 429, codeRateLimited)
+	decodeProblem(t, h.from("198.51.100.7:1", "GET", preview, ""), 404, contract.CodeTokenInvalid)
+	decodeProblem(t, h.from("198.51.100.7:1", "GET", preview, ""), 429, contract.CodeRateLimited)
 	// IPv6 addresses count by their /64.
 	for i := range 3 {
-		decodeProblem(t, h.from("[2001:db8:1:2::"+strconv.Itoa(i+1)+"]:1", "GET", preview, ""), 404, codeTokenInvalid)
+		decodeProblem(t, h.from("[2001:db8:1:2::"+strconv.Itoa(i+1)+"]:1", "GET", preview, ""), 404, contract.CodeTokenInvalid)
 	}
-	decodeProblem(t, h.from("[2001:db8:1:2:ffff::1]:1", "GET", preview, ""), 429, codeRateLimited)
-	decodeProblem(t, h.from("[2001:db8:1:3::1]:1", "GET", preview, ""), 404, codeTokenInvalid)
+	decodeProblem(t, h.from("[2001:db8:1:2:ffff::1]:1", "GET", preview, ""), 429, contract.CodeRateLimited)
+	decodeProblem(t, h.from("[2001:db8:1:3::1]:1", "GET", preview, ""), 404, contract.CodeTokenInvalid)
 }
 
 func TestTrustedProxies(t *testing.T) {
@@ -92,12 +94,12 @@ func TestTrustedProxies(t *testing.T) {
 	}))
 	preview := "/v1/invitations/preview?token=x"
 	// Behind the trusted proxy, each forwarded client has its own budget.
-	decodeProblem(t, h.from("192.0.2.10:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.1"), 404, codeTokenInvalid)
-	decodeProblem(t, h.from("192.0.2.10:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.2"), 404, codeTokenInvalid)
-	decodeProblem(t, h.from("192.0.2.10:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.1"), 429, codeRateLimited)
+	decodeProblem(t, h.from("192.0.2.10:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.1"), 404, contract.CodeTokenInvalid)
+	decodeProblem(t, h.from("192.0.2.10:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.2"), 404, contract.CodeTokenInvalid)
+	decodeProblem(t, h.from("192.0.2.10:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.1"), 429, contract.CodeRateLimited)
 	// Anyone else's header is ignored.
-	decodeProblem(t, h.from("198.51.100.1:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.3"), 404, codeTokenInvalid)
-	decodeProblem(t, h.from("198.51.100.1:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.4"), 429, codeRateLimited)
+	decodeProblem(t, h.from("198.51.100.1:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.3"), 404, contract.CodeTokenInvalid)
+	decodeProblem(t, h.from("198.51.100.1:1", "GET", preview, "", "X-Forwarded-For", "203.0.113.4"), 429, contract.CodeRateLimited)
 }
 
 func TestInviteeRateLimitPerLink(t *testing.T) {
@@ -114,13 +116,13 @@ func TestInviteeRateLimitPerLink(t *testing.T) {
 	decodeJSON[map[string]any](t, h.from("203.0.113.2:1", "GET", "/v1/invitations/preview?token="+url.QueryEscape(token), ""), 200)
 	expectRateLimited(t, h.from("203.0.113.3:1", "GET", "/v1/invitations/preview?token="+token, ""), 30)
 	decodeProblem(t, h.from("203.0.113.3:1", "POST", "/v1/invitations/accept",
-		`{"token":"`+token+`","password":"Correct-Horse-42","accept_terms":true}`, "Content-Type", "application/json"), 429, codeRateLimited)
+		`{"token":"`+token+`","password":"Correct-Horse-42","accept_terms":true}`, "Content-Type", "application/json"), 429, contract.CodeRateLimited)
 	expectRateLimited(t, h.from("203.0.113.3:1", "POST", "/invite/decline", "token="+url.QueryEscape(token),
 		"Content-Type", "application/x-www-form-urlencoded"), 30)
 	// Another link is not affected; forged tokens never get a bucket (the address limit covers them).
 	decodeJSON[map[string]any](t, h.from("203.0.113.3:1", "GET", "/v1/invitations/preview?token="+other, ""), 200)
 	for range 5 {
-		decodeProblem(t, h.from("203.0.113.3:1", "GET", "/v1/invitations/preview?token=forged-"+uuid.NewString(), ""), 404, codeTokenInvalid)
+		decodeProblem(t, h.from("203.0.113.3:1", "GET", "/v1/invitations/preview?token=forged-"+uuid.NewString(), ""), 404, contract.CodeTokenInvalid)
 	}
 	if n := h.srv.limits.inviteeToken.size(); n != 2 {
 		t.Fatalf("%d link buckets, want 2 (forged tokens must not make any)", n)
@@ -145,8 +147,8 @@ func TestRateLimitKeepsTheBody(t *testing.T) {
 	req.ContentLength = -1 // chunked: the limit bites while reading
 	w := httptest.NewRecorder()
 	h.srv.engine.ServeHTTP(w, req)
-	decodeProblem(t, w, 413, codePayloadTooLarge)
-	p := decodeProblem(t, h.api("POST", "/v1/invitations/decline", `{"token":`), 422, codeValidation)
+	decodeProblem(t, w, 413, contract.CodePayloadTooLarge)
+	p := decodeProblem(t, h.api("POST", "/v1/invitations/decline", `{"token":`), 422, contract.CodeValidation)
 	if p.Errors[0].Field != "body" {
 		t.Fatalf("errors %+v", p.Errors)
 	}
@@ -169,11 +171,11 @@ func TestInvitationCreateRateLimitPerAccount(t *testing.T) {
 	// A token not allowed on the account is refused before it can spend the account's budget.
 	for range 3 {
 		decodeProblem(t, h.do("POST", h.accountPath("/invitations"), body(9),
-			"Authorization", "Bearer "+other.scopedToken, "Content-Type", "application/json"), 403, codeForbidden)
+			"Authorization", "Bearer "+other.scopedToken, "Content-Type", "application/json"), 403, contract.CodeForbidden)
 	}
 	w := h.api("POST", h.accountPath("/invitations"), body(3))
 	expectRateLimited(t, w, 30)
-	decodeProblem(t, w, 429, codeRateLimited)
+	decodeProblem(t, w, 429, contract.CodeRateLimited)
 	// Reads and other accounts go on.
 	if w := h.api("GET", h.accountPath("/invitations"), ""); w.Code != 200 {
 		t.Fatalf("list while limited: %d", w.Code)

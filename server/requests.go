@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 )
 
@@ -106,25 +108,19 @@ func decodeSubscription(data []byte) (newSubscription, *problem) {
 	return s, v.problem()
 }
 
-// person is a validated inviter.
-type person struct {
-	Name  string `json:"name"`
-	Email string `json:"email"`
-}
-
 // newInvitation is a validated create-invitation request. Its JSON form is canonical (ids
 // in lower case, group ids sorted and unique, text trimmed), so hashing it tells whether
 // two requests under one Idempotency-Key ask for the same thing.
 type newInvitation struct {
-	UserID         *uuid.UUID  `json:"user_id,omitempty"`
-	Email          string      `json:"email,omitempty"`
-	FirstName      string      `json:"first_name,omitempty"`
-	LastName       string      `json:"last_name,omitempty"`
-	Phone          string      `json:"phone,omitempty"`
-	SubscriptionID uuid.UUID   `json:"subscription_id"`
-	Role           string      `json:"role"`
-	GroupIDs       []uuid.UUID `json:"group_ids"`
-	Inviter        *person     `json:"inviter,omitempty"`
+	UserID         *uuid.UUID       `json:"user_id,omitempty"`
+	Email          string           `json:"email,omitempty"`
+	FirstName      string           `json:"first_name,omitempty"`
+	LastName       string           `json:"last_name,omitempty"`
+	Phone          string           `json:"phone,omitempty"`
+	SubscriptionID uuid.UUID        `json:"subscription_id"`
+	Role           string           `json:"role"`
+	GroupIDs       []uuid.UUID      `json:"group_ids"`
+	Inviter        *contract.Person `json:"inviter,omitempty"`
 
 	// groupFields names the body field of each GroupIDs entry ("group_ids[3]"), whose index
 	// can differ once repeats are dropped.
@@ -181,7 +177,7 @@ func decodeInvitation(data []byte) (newInvitation, *problem) {
 		}
 	}
 	if b.Inviter != nil {
-		n.Inviter = &person{
+		n.Inviter = &contract.Person{
 			Name:  v.text("inviter.name", b.Inviter.Name, true, maxNameRunes),
 			Email: v.email("inviter.email", b.Inviter.Email, true),
 		}

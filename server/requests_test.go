@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 
 	"github.com/onboarding-service/onboarding/internal/store"
@@ -155,7 +157,7 @@ func TestDecodeInvitationRefuses(t *testing.T) {
 			if p == nil {
 				t.Fatal("accepted")
 			}
-			if p.Status != 422 || p.Code != codeValidation {
+			if p.Status != 422 || p.Code != contract.CodeValidation {
 				t.Fatalf("problem = %d %s", p.Status, p.Code)
 			}
 			if !hasField(p, tc.field) {
@@ -214,7 +216,7 @@ func TestDecodeName(t *testing.T) {
 		t.Fatalf("got %q %+v", name, p)
 	}
 	for _, body := range []string{`{}`, `{"name":null}`, `{"name":""}`, `{"name":1}`, `{"name":"a\tb"}`, `{"name":"x","id":"y"}`} {
-		if _, p := decodeName([]byte(body)); p == nil || p.Code != codeValidation {
+		if _, p := decodeName([]byte(body)); p == nil || p.Code != contract.CodeValidation {
 			t.Errorf("%s accepted", body)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,9 +131,11 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	_ = r.SetTrustedProxies(s.cfg.TrustedProxies)
 
 	r.Use(s.requestID, s.observe, s.recoverPanics, limitBody, s.renderErrors, s.limitInvitee)
-	r.NoRoute(func(c *gin.Context) { writeProblem(c, newProblem(codeNotFound, "No route matches this path.")) })
+	r.NoRoute(func(c *gin.Context) {
+		writeProblem(c, newProblem(contract.CodeNotFound, "No route matches this path."))
+	})
 	r.NoMethod(func(c *gin.Context) {
-		writeProblem(c, newProblem(codeMethodNotAllowed, "This path allows %s.", c.Writer.Header().Get("Allow")))
+		writeProblem(c, newProblem(contract.CodeMethodNotAllowed, "This path allows %s.", c.Writer.Header().Get("Allow")))
 	})
 
 	r.GET("/healthz", s.healthz)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +24,7 @@ func TestProblemRendering(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	w := httptest.NewRecorder()
 	c, _ := gin.CreateTestContext(w)
-	p := newProblem(codeRateLimited, "Wait %d seconds.", 3)
+	p := newProblem(contract.CodeRateLimited, "Wait %d seconds.", 3)
 	p.retryAfter = 2500 * time.Millisecond
 	writeProblem(c, p)
 	if w.Code != 429 || w.Header().Get("Retry-After") != "3" || w.Header().Get("Content-Type") != "application/problem+json" {
@@ -59,16 +61,16 @@ func TestProblemRendering(t *testing.T) {
 func TestRoutingProblems(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	decodeProblem(t, h.do("GET", "/nope", ""), 404, codeNotFound)
-	decodeProblem(t, h.api("GET", "/v1/accounts/", ""), 404, codeNotFound) // no redirect on trailing slash
+	decodeProblem(t, h.do("GET", "/nope", ""), 404, contract.CodeNotFound)
+	decodeProblem(t, h.api("GET", "/v1/accounts/", ""), 404, contract.CodeNotFound) // no redirect on trailing slash
 
 	w := h.do("DELETE", "/v1/accounts", "")
-	decodeProblem(t, w, 405, codeMethodNotAllowed)
+	decodeProblem(t, w, 405, contract.CodeMethodNotAllowed)
 	if w.Header().Get("Allow") != "POST" {
 		t.Errorf("Allow = %q", w.Header().Get("Allow"))
 	}
 	w = h.do("GET", "/v1/invitations/accept", "")
-	decodeProblem(t, w, 405, codeMethodNotAllowed)
+	decodeProblem(t, w, 405, contract.CodeMethodNotAllowed)
 	if w.Header().Get("Allow") != "POST" {
 		t.Errorf("Allow = %q", w.Header().Get("Allow"))
 	}
@@ -126,15 +128,15 @@ func TestCatalog(t *testing.T) {
 	if got["seats_used"] != 0.0 || got["seats_reserved"] != 1.0 || got["seats_available"] != 2.0 {
 		t.Fatalf("subscription with a pending invitation = %v", got)
 	}
-	decodeProblem(t, h.api("GET", h.accountPath("/subscriptions/"+uuid.NewString()), ""), 404, codeNotFound)
-	decodeProblem(t, h.api("GET", h.accountPath("/subscriptions/nope"), ""), 404, codeNotFound)
-	decodeProblem(t, h.api("POST", h.accountPath("/subscriptions"), `{"application":"crm","name":"S","seats":-1,"roles":["a"]}`), 422, codeValidation)
+	decodeProblem(t, h.api("GET", h.accountPath("/subscriptions/"+uuid.NewString()), ""), 404, contract.CodeNotFound)
+	decodeProblem(t, h.api("GET", h.accountPath("/subscriptions/nope"), ""), 404, contract.CodeNotFound)
+	decodeProblem(t, h.api("POST", h.accountPath("/subscriptions"), `{"application":"crm","name":"S","seats":-1,"roles":["a"]}`), 422, contract.CodeValidation)
 
 	g := decodeJSON[map[string]any](t, h.api("POST", h.accountPath("/groups"), `{"name":"Sales"}`), 201)
 	if g["name"] != "Sales" || g["id"] == "" {
 		t.Errorf("group = %v", g)
 	}
-	decodeProblem(t, h.api("POST", h.accountPath("/groups"), `{"name":"Sales"}`), 409, codeDuplicateGroup)
+	decodeProblem(t, h.api("POST", h.accountPath("/groups"), `{"name":"Sales"}`), 409, contract.CodeDuplicateGroup)
 	// Group names are per account.
 	other := decodeJSON[map[string]any](t, h.api("POST", "/v1/accounts", `{"name":"Other"}`), 201)
 	decodeJSON[map[string]any](t, h.api("POST", "/v1/accounts/"+other["id"].(string)+"/groups", `{"name":"Sales"}`), 201)
@@ -150,7 +152,7 @@ func TestListValidation(t *testing.T) {
 		{"limit=99999999999999999999", "limit"}, {"cursor=abc", "cursor"}, {"email=a%00b", "email"},
 		{"email=%FF", "email"},
 	} {
-		p := decodeProblem(t, h.api("GET", h.accountPath("/invitations?"+tc.query), ""), 422, codeValidation)
+		p := decodeProblem(t, h.api("GET", h.accountPath("/invitations?"+tc.query), ""), 422, contract.CodeValidation)
 		if !hasField(&p, tc.field) {
 			t.Errorf("%s: errors %+v", tc.query, p.Errors)
 		}
@@ -200,7 +202,7 @@ func TestPanicsBecomeProblems(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.srv.engine.GET("/panic", func(*gin.Context) { panic("bug") })
-	decodeProblem(t, h.do("GET", "/panic", ""), 500, codeInternal)
+	decodeProblem(t, h.do("GET", "/panic", ""), 500, contract.CodeInternal)
 	if logs := h.logs.String(); !strings.Contains(logs, "panic in handler") || !strings.Contains(logs, `"route":"/panic"`) {
 		t.Errorf("panic not logged: %s", logs)
 	}
@@ -275,7 +277,7 @@ func TestOpenAPIDocumentsEveryRouteAndCode(t *testing.T) {
 	}
 	codes := doc.Components.Schemas["ProblemCode"].Enum
 	for code := range problemKinds {
-		if !strings.Contains(strings.Join(codes, " ")+" ", code+" ") {
+		if !strings.Contains(strings.Join(codes, " ")+" ", string(code)+" ") {
 			t.Errorf("ProblemCode lacks %s", code)
 		}
 	}
@@ -364,7 +366,7 @@ func TestEncodedSlashStaysInItsSegment(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	inv := h.pending(uniqueEmail("slash"))
-	decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+inv.ID.String()+"%2Flink"), ""), 404, codeNotFound)
+	decodeProblem(t, h.api("GET", h.accountPath("/invitations/"+inv.ID.String()+"%2Flink"), ""), 404, contract.CodeNotFound)
 	if w := h.api("GET", h.accountPath("/invitations/"+inv.ID.String()+"/link"), ""); w.Code != 200 {
 		t.Fatalf("link: %d", w.Code)
 	}

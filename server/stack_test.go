@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
 
@@ -23,7 +25,6 @@ import (
 	"github.com/onboarding-service/onboarding/internal/password"
 	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // The package's tests run the API over the real service: Postgres, a Temporal dev server and a
@@ -276,10 +277,10 @@ func (h *harness) member(email string) uuid.UUID {
 }
 
 // waitStatus waits until the invitation's row has status and returns it.
-func (h *harness) waitStatus(id uuid.UUID, status string, timeout time.Duration) store.Invitation {
+func (h *harness) waitStatus(id uuid.UUID, status contract.Status, timeout time.Duration) store.Invitation {
 	h.t.Helper()
 	var inv store.Invitation
-	eventually(h.t, timeout, "invitation "+id.String()+" to be "+status, func() bool {
+	eventually(h.t, timeout, "invitation "+id.String()+" to be "+string(status), func() bool {
 		inv = h.row(id)
 		return inv.Status == status
 	})
@@ -303,13 +304,13 @@ func (h *harness) subscription() subscriptionView {
 }
 
 // workflowState asks the invitation's workflow for its state.
-func workflowState(t testing.TB, id uuid.UUID) workflows.State {
+func workflowState(t testing.TB, id uuid.UUID) contract.State {
 	t.Helper()
-	v, err := stack.Temporal.QueryWorkflow(t.Context(), workflows.InvitationWorkflowID(id.String()), "", workflows.QueryState)
+	v, err := stack.Temporal.QueryWorkflow(t.Context(), contract.InvitationWorkflowID(id), "", contract.QueryState)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st workflows.State
+	var st contract.State
 	if err := v.Get(&st); err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +330,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 }
 
 // decodeProblem checks the problem's status, code and media type and returns it.
-func decodeProblem(t testing.TB, w *httptest.ResponseRecorder, status int, code string) problem {
+func decodeProblem(t testing.TB, w *httptest.ResponseRecorder, status int, code contract.Code) problem {
 	t.Helper()
 	if w.Code != status {
 		t.Fatalf("status = %d, want %d; body %s", w.Code, status, w.Body)
@@ -341,7 +342,7 @@ func decodeProblem(t testing.TB, w *httptest.ResponseRecorder, status int, code 
 	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Code != code || p.Status != status || p.Type != problemTypePrefix+code || p.Title == "" || p.Detail == "" {
+	if p.Code != code || p.Status != status || p.Type != problemTypePrefix+string(code) || p.Title == "" || p.Detail == "" {
 		t.Fatalf("problem = %+v, want code %s", p, code)
 	}
 	return p

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -15,7 +17,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/onboarding-service/onboarding/internal/store"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // What the API asks of the invitation workflows, and how their answers become problems.
@@ -28,24 +29,24 @@ var errWorkflowClosed = errors.New("the invitation's workflow has finished")
 // waiting until the workflow has reserved the seat and recorded the invitation (or refused).
 // Re-running it for the same id joins the running workflow, and the fixed update id makes
 // Temporal answer the first create's outcome instead of creating twice.
-func (s *Server) startInvitation(ctx context.Context, in workflows.InvitationInput) (workflows.State, error) {
+func (s *Server) startInvitation(ctx context.Context, in contract.InvitationInput) (contract.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, temporalTimeout)
 	defer cancel()
 	op := s.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.InvitationWorkflowID(in.InvitationID),
+		ID:                       contract.InvitationWorkflowID(in.InvitationID),
 		TaskQueue:                s.cfg.TemporalTaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            staticSummary(in),
-	}, workflows.WorkflowName, in)
+	}, contract.WorkflowName, in)
 	handle, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateCreate,
-			UpdateID:     "create",
+			UpdateName:   contract.UpdateCreate,
+			UpdateID:     contract.CreateUpdateID,
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
-	var st workflows.State
+	var st contract.State
 	if err == nil {
 		err = handle.Get(ctx, &st)
 	}
@@ -59,7 +60,7 @@ func (s *Server) updateInvitation(ctx context.Context, id uuid.UUID, name string
 	ctx, cancel := context.WithTimeout(ctx, temporalTimeout)
 	defer cancel()
 	opts := client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.InvitationWorkflowID(id.String()),
+		WorkflowID:   contract.InvitationWorkflowID(id),
 		UpdateName:   name,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	}
@@ -73,18 +74,6 @@ func (s *Server) updateInvitation(ctx context.Context, id uuid.UUID, name string
 	return workflowError(err)
 }
 
-// businessCodes are the workflow's error types the API passes on as problems of that code.
-var businessCodes = map[string]bool{
-	workflows.ErrInvalidState:        true,
-	workflows.ErrInvitationExpired:   true,
-	workflows.ErrRateLimited:         true,
-	workflows.ErrSeatsExhausted:      true,
-	workflows.ErrDuplicateInvitation: true,
-	workflows.ErrAlreadyMember:       true,
-	workflows.ErrNotFound:            true,
-	workflows.ErrValidation:          true,
-}
-
 // workflowError turns the error of a Temporal call into a problem, errWorkflowClosed, or a
 // 503: the workflow's business errors (ApplicationErrors typed with an API code) keep their
 // code; anything else means Temporal, the worker or an activity could not do it now, which a
@@ -94,17 +83,17 @@ func workflowError(err error) error {
 		return nil
 	}
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && businessCodes[appErr.Type()] {
-		p := newProblem(appErr.Type(), "%s", sentence(appErr.Message()))
-		switch appErr.Type() {
-		case workflows.ErrRateLimited:
-			var d workflows.RateLimitDetails
+	if errors.As(err, &appErr) && contract.Code(appErr.Type()).Business() {
+		p := newProblem(contract.Code(appErr.Type()), "%s", sentence(appErr.Message()))
+		switch contract.Code(appErr.Type()) {
+		case contract.CodeRateLimited:
+			var d contract.RateLimitDetails
 			if appErr.HasDetails() && appErr.Details(&d) == nil && d.RetryAfter > 0 {
 				p.retryAfter = d.RetryAfter
 			} else {
 				p.retryAfter = time.Second // the header must be there either way
 			}
-		case workflows.ErrValidation:
+		case contract.CodeValidation:
 			p.Errors = []fieldError{{Field: bodyField, Message: appErr.Message()}}
 		}
 		return p
@@ -132,22 +121,12 @@ func sentence(msg string) string {
 
 // staticSummary is the line the Temporal UI shows for the workflow. It masks the local part
 // of the address (support searches by id; the summary must not spread addresses further).
-func staticSummary(in workflows.InvitationInput) string {
-	return fmt.Sprintf("Invite %s to %s / %s as %s", maskEmail(in.Email), in.AccountName, in.Application, in.Role)
-}
-
-// maskEmail keeps the first character of the local part and the domain: j…@acme.test.
-func maskEmail(email string) string {
-	at := strings.LastIndexByte(email, '@')
-	if at <= 0 {
-		return "…"
-	}
-	r, _ := utf8.DecodeRuneInString(email)
-	return string(r) + "…" + email[at:]
+func staticSummary(in contract.InvitationInput) string {
+	return fmt.Sprintf("Invite %s to %s / %s as %s", contract.MaskEmail(in.Email), in.AccountName, in.Application, in.Role)
 }
 
 // stateProblem is the answer for an action the invitation's status does not allow, decided
 // from its row (when the workflow has finished, or before asking it).
 func stateProblem(inv store.Invitation) *problem {
-	return newProblem(codeInvalidState, "The invitation is %s.", inv.Status)
+	return newProblem(contract.CodeInvalidState, "The invitation is %s.", inv.Status)
 }

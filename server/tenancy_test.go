@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/onboarding-service/onboarding/workflows/contract"
 
-	"github.com/onboarding-service/onboarding/workflows"
+	"github.com/google/uuid"
 )
 
 // publicRoutes need no API token: probes, documents, the invitee's routes (authorised by the
@@ -33,7 +33,7 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 			continue
 		case r.Path == "/v1/accounts":
 			decodeProblem(t, h.do(r.Method, r.Path, `{"name":"Sneaky"}`, "Authorization", "Bearer "+h.scopedToken,
-				"Content-Type", "application/json"), 403, codeForbidden)
+				"Content-Type", "application/json"), 403, contract.CodeForbidden)
 			checked++
 		case strings.HasPrefix(r.Path, "/v1/accounts/:account_id"):
 			for _, account := range []string{other.account.ID.String(), uuid.NewString()} {
@@ -49,7 +49,7 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 					t.Errorf("%s %s with another account's token: %d, want 403; %s", r.Method, r.Path, w.Code, w.Body)
 					continue
 				}
-				decodeProblem(t, w, 403, codeForbidden)
+				decodeProblem(t, w, 403, contract.CodeForbidden)
 			}
 			checked++
 		default:
@@ -68,7 +68,7 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 	if s := other.subscription(); *s.SeatsReserved != 1 {
 		t.Fatalf("the other account's subscription %+v", s)
 	}
-	want := []string{workflows.InvitationWorkflowID(otherInv.ID.String())}
+	want := []string{contract.InvitationWorkflowID(otherInv.ID)}
 	eventually(t, 10*time.Second, "the other account's workflow to be listed", func() bool {
 		return slices.Equal(other.accountWorkflows(), want)
 	})

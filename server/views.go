@@ -7,17 +7,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 
 	"github.com/onboarding-service/onboarding/internal/store"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // The JSON shapes the API answers with, built from store rows.
 
 type deliveryView struct {
-	Status string  `json:"status"`
-	Error  *string `json:"error"`
+	Status contract.DeliveryStatus `json:"status"`
+	Error  *string                 `json:"error"`
 }
 
 type personView struct {
@@ -27,25 +28,25 @@ type personView struct {
 
 // invitationView is the invitation object of CONTRACT.md, plus phone and inviter.
 type invitationView struct {
-	ID             uuid.UUID     `json:"id"`
-	AccountID      uuid.UUID     `json:"account_id"`
-	Email          string        `json:"email"`
-	FirstName      string        `json:"first_name"`
-	LastName       string        `json:"last_name"`
-	Phone          string        `json:"phone"`
-	UserID         *uuid.UUID    `json:"user_id"`
-	SubscriptionID uuid.UUID     `json:"subscription_id"`
-	Application    string        `json:"application"`
-	Role           string        `json:"role"`
-	GroupIDs       []uuid.UUID   `json:"group_ids"`
-	Status         string        `json:"status"`
-	InviteURL      *string       `json:"invite_url"`
-	ExpiresAt      time.Time     `json:"expires_at"`
-	Sends          int           `json:"sends"`
-	CreatedAt      time.Time     `json:"created_at"`
-	UpdatedAt      time.Time     `json:"updated_at"`
-	Delivery       *deliveryView `json:"delivery"`
-	Inviter        *personView   `json:"inviter"`
+	ID             uuid.UUID       `json:"id"`
+	AccountID      uuid.UUID       `json:"account_id"`
+	Email          string          `json:"email"`
+	FirstName      string          `json:"first_name"`
+	LastName       string          `json:"last_name"`
+	Phone          string          `json:"phone"`
+	UserID         *uuid.UUID      `json:"user_id"`
+	SubscriptionID uuid.UUID       `json:"subscription_id"`
+	Application    string          `json:"application"`
+	Role           string          `json:"role"`
+	GroupIDs       []uuid.UUID     `json:"group_ids"`
+	Status         contract.Status `json:"status"`
+	InviteURL      *string         `json:"invite_url"`
+	ExpiresAt      time.Time       `json:"expires_at"`
+	Sends          int             `json:"sends"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+	Delivery       *deliveryView   `json:"delivery"`
+	Inviter        *personView     `json:"inviter"`
 }
 
 type eventView struct {
@@ -74,8 +75,8 @@ type linkView struct {
 // is the system of record for the lifecycle; the row is normally already up to date, and is
 // kept as it is then (so a later read answers the same bytes). Only where the row lags, the
 // answer's status, generation and expiry win; times are cut to Postgres' microseconds.
-func overlayState(inv *store.Invitation, st workflows.State) {
-	if st.InvitationID != "" && st.InvitationID != inv.ID.String() {
+func overlayState(inv *store.Invitation, st contract.State) {
+	if st.InvitationID != uuid.Nil && st.InvitationID != inv.ID {
 		return
 	}
 	if st.Generation > inv.Generation {
@@ -87,8 +88,8 @@ func overlayState(inv *store.Invitation, st workflows.State) {
 	if st.Sends > inv.Sends { // a resend answered before its email activity recorded it
 		inv.Sends = st.Sends
 	}
-	if st.Status != "" && st.Status != workflows.StatusRejected && string(st.Status) != inv.Status {
-		inv.Status = string(st.Status)
+	if st.Status != "" && st.Status != contract.StatusRejected && st.Status != inv.Status {
+		inv.Status = st.Status
 	}
 }
 
@@ -120,7 +121,7 @@ func (s *Server) invitationView(inv store.Invitation) invitationView {
 	if v.GroupIDs == nil {
 		v.GroupIDs = []uuid.UUID{}
 	}
-	pending := inv.Status == string(workflows.StatusPending)
+	pending := inv.Status == contract.StatusPending
 	if pending {
 		u := s.inviteURL(inv)
 		v.InviteURL = &u
@@ -133,7 +134,7 @@ func (s *Server) invitationView(inv store.Invitation) invitationView {
 		}
 	case pending:
 		// Created, with its first email not recorded yet: it is on its way.
-		v.Delivery = &deliveryView{Status: workflows.DeliveryQueued}
+		v.Delivery = &deliveryView{Status: contract.DeliveryQueued}
 	}
 	if inv.InviterName != "" || inv.InviterEmail != "" {
 		v.Inviter = &personView{Name: inv.InviterName, Email: inv.InviterEmail}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -86,7 +88,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		email.Stop()
 		return fmt.Errorf("worker: %w", err)
 	}
-	logger.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "email_task_queue", cfg.EmailTaskQueue(),
+	logger.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "email_task_queue", contract.EmailTaskQueue(cfg.TemporalTaskQueue),
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "mailer", mailerName(cfg), "payload_key_id", payloadKeyID(cfg))
 	<-ctx.Done()
 	logger.Info("worker stopping")
@@ -130,10 +132,10 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities) (main,
 	main = sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{
 		WorkerStopTimeout: stopTimeout,
 	})
-	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
 	main.RegisterActivity(acts)
 
-	email = sdkworker.New(c, workflows.EmailTaskQueue(cfg.TemporalTaskQueue), sdkworker.Options{
+	email = sdkworker.New(c, contract.EmailTaskQueue(cfg.TemporalTaskQueue), sdkworker.Options{
 		TaskQueueActivitiesPerSecond: cfg.EmailRatePerSecond,
 		WorkerStopTimeout:            stopTimeout,
 		DisableWorkflowWorker:        true,

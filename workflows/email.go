@@ -3,6 +3,8 @@ package workflows
 import (
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -14,30 +16,30 @@ import (
 
 // markEmail records that an email of kind goes out now and returns the activity's input; the
 // caller holds the mutex.
-func (w *invitation) markEmail(ctx workflow.Context, kind string) activities.SendEmailInput {
+func (w *invitation) markEmail(ctx workflow.Context, kind contract.EmailKind) activities.SendEmailInput {
 	seq := 1
 	switch kind {
-	case activities.KindInvite:
+	case contract.KindInvite:
 		w.st.Sends++
 		seq = w.st.Sends
 		w.st.InviteSent = true
 		w.st.LastSentAt = workflow.Now(ctx)
-		w.st.Delivery = Delivery{Status: DeliveryQueued}
-	case activities.KindReminder:
+		w.st.Delivery = contract.Delivery{Status: contract.DeliveryQueued}
+	case contract.KindReminder:
 		w.st.ReminderSent = true
-		w.st.Delivery = Delivery{Status: DeliveryQueued}
+		w.st.Delivery = contract.Delivery{Status: contract.DeliveryQueued}
 	}
 	return activities.SendEmailInput{InvitationID: w.id(), Generation: w.st.Generation, Kind: kind, Seq: seq}
 }
 
 // sendInBackground records an email under the mutex and delivers it in a workflow goroutine, so
 // the main loop goes on to arm the reminder and expiry timers.
-func (w *invitation) sendInBackground(ctx workflow.Context, kind string) {
+func (w *invitation) sendInBackground(ctx workflow.Context, kind contract.EmailKind) {
 	if err := w.mu.Lock(ctx); err != nil {
 		return
 	}
-	due := w.st.Status == StatusPending && ((kind == activities.KindInvite && !w.st.InviteSent) ||
-		(kind == activities.KindReminder && !w.st.ReminderSent))
+	due := w.st.Status == contract.StatusPending && ((kind == contract.KindInvite && !w.st.InviteSent) ||
+		(kind == contract.KindReminder && !w.st.ReminderSent))
 	if !due {
 		w.mu.Unlock()
 		return
@@ -61,15 +63,15 @@ func (w *invitation) deliverInBackground(in activities.SendEmailInput) {
 // failure is recorded, not fatal: the administrator sees it and can resend or re-invite.
 func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              EmailTaskQueue(workflow.GetInfo(ctx).TaskQueueName),
+		TaskQueue:              contract.EmailTaskQueue(workflow.GetInfo(ctx).TaskQueueName),
 		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: 24 * time.Hour, // as long as Resend keeps an Idempotency-Key
-		Summary:                "Send the " + in.Kind + " email",
+		Summary:                "Send the " + string(in.Kind) + " email",
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        2 * time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        10 * time.Minute,
-			NonRetryableErrorTypes: append([]string{activities.ErrEmailRejected, "template_error"}, BusinessErrorTypes...),
+			NonRetryableErrorTypes: append([]string{activities.ErrEmailRejected, activities.ErrTemplate}, contract.BusinessErrorTypes()...),
 		},
 	})
 	var res activities.SendEmailResult
@@ -78,7 +80,7 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 		return // the invitation closed or moved on to a new link: this email no longer matters
 	}
 	if err != nil {
-		res = activities.SendEmailResult{Status: DeliveryFailed, Error: err.Error()}
+		res = activities.SendEmailResult{Status: contract.DeliveryFailed, Error: err.Error()}
 		// Recorded on a disconnected context: giving up the email must not also lose its record.
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		mctx := workflow.WithActivityOptions(dctx, dbOptions("Record the email failure"))
@@ -88,10 +90,10 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 			w.logger(ctx).Error("email failure not recorded", "error", merr)
 		}
 	}
-	if res.Status == activities.StatusSkipped || (in.Kind != activities.KindInvite && in.Kind != activities.KindReminder) {
+	if res.Status == contract.DeliverySkipped || (in.Kind != contract.KindInvite && in.Kind != contract.KindReminder) {
 		return // delivery describes the invitee's latest invite or reminder
 	}
-	w.st.Delivery = Delivery{Status: res.Status, Error: res.Error}
+	w.st.Delivery = contract.Delivery{Status: res.Status, Error: res.Error}
 	w.publish(ctx)
 }
 

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -17,24 +20,18 @@ import (
 
 func (w *invitation) validateCreate(ctx workflow.Context) error {
 	if w.st.Status != "" {
-		return businessErr(ErrInvalidState, "the invitation was already created")
+		return businessErr(contract.CodeInvalidState, "the invitation was already created")
 	}
-	ids := append([]string{w.in.InvitationID, w.in.AccountID, w.in.SubscriptionID}, w.in.GroupIDs...)
-	if w.in.UserID != "" {
-		ids = append(ids, w.in.UserID)
-	}
-	for _, id := range ids {
-		if _, err := uuid.Parse(id); err != nil {
-			return businessErr(ErrValidation, "%q is not a UUID", id)
-		}
+	if w.in.InvitationID == uuid.Nil || w.in.AccountID == uuid.Nil || w.in.SubscriptionID == uuid.Nil {
+		return businessErr(contract.CodeValidation, "the invitation, account and subscription ids are required")
 	}
 	if w.in.Settings.TTL <= 0 {
-		return businessErr(ErrValidation, "the invitation TTL must be positive")
+		return businessErr(contract.CodeValidation, "the invitation TTL must be positive")
 	}
 	return nil
 }
 
-func (w *invitation) create(ctx workflow.Context) (State, error) {
+func (w *invitation) create(ctx workflow.Context) (contract.State, error) {
 	if err := w.mu.Lock(ctx); err != nil {
 		return w.st, err
 	}
@@ -43,15 +40,11 @@ func (w *invitation) create(ctx workflow.Context) (State, error) {
 		return w.st, err
 	}
 	expires := workflow.Now(ctx).Add(w.in.Settings.TTL)
-	in := activities.CreateInvitationInput{
-		InvitationID: w.id(), AccountID: uuid.MustParse(w.in.AccountID), SubscriptionID: uuid.MustParse(w.in.SubscriptionID),
-		Application: w.in.Application, Role: w.in.Role, GroupIDs: parseUUIDs(w.in.GroupIDs),
+	in := store.NewInvitation{
+		ID: w.in.InvitationID, AccountID: w.in.AccountID, SubscriptionID: w.in.SubscriptionID,
+		Application: w.in.Application, Role: w.in.Role, GroupIDs: w.in.GroupIDs, UserID: w.in.UserID,
 		Email: w.in.Email, FirstName: w.in.FirstName, LastName: w.in.LastName, Phone: w.in.Phone,
 		InviterName: w.in.Inviter.Name, InviterEmail: w.in.Inviter.Email, ExpiresAt: expires,
-	}
-	if w.in.UserID != "" {
-		u := uuid.MustParse(w.in.UserID)
-		in.UserID = &u
 	}
 	// The API waits for this answer, so the create is bounded; the rest of the lifecycle is not.
 	opts := dbOptions("Record the invitation and reserve a seat")
@@ -59,7 +52,7 @@ func (w *invitation) create(ctx workflow.Context) (State, error) {
 	opts.ScheduleToCloseTimeout = 10 * time.Second
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.CreateInvitation, in).Get(ctx, nil)
 	if err != nil {
-		w.st.Status = StatusRejected
+		w.st.Status = contract.StatusRejected
 		if be, ok := businessError(err); ok {
 			return w.st, be
 		}
@@ -69,44 +62,44 @@ func (w *invitation) create(ctx workflow.Context) (State, error) {
 		if uerr := workflow.ExecuteActivity(undo, a.DiscardInvitation, w.id()).Get(ctx, nil); uerr != nil {
 			w.logger(ctx).Error("undo of an unfinished create failed", "error", uerr)
 		}
-		return w.st, temporal.NewApplicationError("the invitation could not be recorded: "+err.Error(), "unavailable")
+		return w.st, temporal.NewApplicationError("the invitation could not be recorded: "+err.Error(), string(contract.CodeUnavailable))
 	}
-	w.st.Status = StatusPending
+	w.st.Status = contract.StatusPending
 	w.st.Generation = 1
 	w.st.ExpiresAt = expires
-	w.st.Delivery = Delivery{Status: DeliveryQueued}
+	w.st.Delivery = contract.Delivery{Status: contract.DeliveryQueued}
 	return w.st, nil
 }
 
 // checkInvitee decides whether the invitee's link (of generation gen) may act now.
 func (w *invitation) checkInvitee(ctx workflow.Context, gen int) error {
 	switch {
-	case w.st.Status == "" || w.st.Status == StatusRejected:
-		return businessErr(ErrNotFound, "no such invitation")
+	case w.st.Status == "" || w.st.Status == contract.StatusRejected:
+		return businessErr(contract.CodeNotFound, "no such invitation")
 	case gen != w.st.Generation:
-		return businessErr(ErrInvitationExpired, "this link was replaced by a newer invitation")
-	case w.st.Status == StatusExpired:
-		return businessErr(ErrInvitationExpired, "the invitation expired at %s", w.st.ExpiresAt.UTC().Format(time.RFC3339))
-	case w.st.Status != StatusPending:
-		return businessErr(ErrInvalidState, "the invitation is already %s", w.st.Status)
+		return businessErr(contract.CodeInvitationExpired, "this link was replaced by a newer invitation")
+	case w.st.Status == contract.StatusExpired:
+		return businessErr(contract.CodeInvitationExpired, "the invitation expired at %s", w.st.ExpiresAt.UTC().Format(time.RFC3339))
+	case w.st.Status != contract.StatusPending:
+		return businessErr(contract.CodeInvalidState, "the invitation is already %s", w.st.Status)
 	case !workflow.Now(ctx).Before(w.st.ExpiresAt):
 		// The timer is due but not yet handled (say, a worker was down): the link has expired.
-		return businessErr(ErrInvitationExpired, "the invitation expired at %s", w.st.ExpiresAt.UTC().Format(time.RFC3339))
+		return businessErr(contract.CodeInvitationExpired, "the invitation expired at %s", w.st.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
 
-func (w *invitation) validateAccept(ctx workflow.Context, req AcceptRequest) error {
+func (w *invitation) validateAccept(ctx workflow.Context, req contract.AcceptRequest) error {
 	return w.checkInvitee(ctx, req.Generation)
 }
 
-func (w *invitation) accept(ctx workflow.Context, req AcceptRequest) (AcceptResult, error) {
+func (w *invitation) accept(ctx workflow.Context, req contract.AcceptRequest) (contract.AcceptResult, error) {
 	if err := w.mu.Lock(ctx); err != nil {
-		return AcceptResult{}, err
+		return contract.AcceptResult{}, err
 	}
 	defer w.mu.Unlock()
 	if err := w.checkInvitee(ctx, req.Generation); err != nil {
-		return AcceptResult{}, err
+		return contract.AcceptResult{}, err
 	}
 	var res activities.ProvisionResult
 	actx := workflow.WithActivityOptions(ctx, dbOptions("Provision the user, membership and seat"))
@@ -114,18 +107,18 @@ func (w *invitation) accept(ctx workflow.Context, req AcceptRequest) (AcceptResu
 		InvitationID: w.id(), Generation: req.Generation, PasswordHash: req.PasswordHash,
 	}).Get(ctx, &res)
 	if err != nil {
-		return AcceptResult{}, passOn(err)
+		return contract.AcceptResult{}, passOn(err)
 	}
-	w.st.Status = StatusAccepted
-	w.st.UserID = res.UserID.String()
-	return AcceptResult{UserID: w.st.UserID}, nil
+	w.st.Status = contract.StatusAccepted
+	w.st.UserID = &res.UserID
+	return contract.AcceptResult{UserID: res.UserID}, nil
 }
 
-func (w *invitation) validateDecline(ctx workflow.Context, req DeclineRequest) error {
+func (w *invitation) validateDecline(ctx workflow.Context, req contract.DeclineRequest) error {
 	return w.checkInvitee(ctx, req.Generation)
 }
 
-func (w *invitation) decline(ctx workflow.Context, req DeclineRequest) (State, error) {
+func (w *invitation) decline(ctx workflow.Context, req contract.DeclineRequest) (contract.State, error) {
 	if err := w.mu.Lock(ctx); err != nil {
 		return w.st, err
 	}
@@ -133,7 +126,7 @@ func (w *invitation) decline(ctx workflow.Context, req DeclineRequest) (State, e
 	if err := w.checkInvitee(ctx, req.Generation); err != nil {
 		return w.st, err
 	}
-	if err := w.close(ctx, StatusDeclined, "declined by the invitee"); err != nil {
+	if err := w.close(ctx, contract.StatusDeclined, "declined by the invitee"); err != nil {
 		return w.st, err
 	}
 	return w.st, nil
@@ -143,20 +136,18 @@ func (w *invitation) validateResend(ctx workflow.Context) error {
 	if w.historyFull(ctx) {
 		// The run is about to continue as new once in-flight work settles; a stream of resends
 		// must not keep it from doing so. The caller retries in a moment, on the new run.
-		return temporal.NewApplicationError("the invitation is being compacted; retry in a moment", ErrRateLimited,
-			RateLimitDetails{RetryAfter: time.Second})
+		return rateLimited("the invitation is being compacted; retry in a moment", time.Second)
 	}
-	if w.st.Status != StatusPending || !workflow.Now(ctx).Before(w.st.ExpiresAt) {
-		return businessErr(ErrInvalidState, "only a pending invitation can be resent; this one is %s", w.statusNow(ctx))
+	if w.st.Status != contract.StatusPending || !workflow.Now(ctx).Before(w.st.ExpiresAt) {
+		return businessErr(contract.CodeInvalidState, "only a pending invitation can be resent; this one is %s", w.statusNow(ctx))
 	}
 	if wait := w.st.LastSentAt.Add(w.in.Settings.ResendMinInterval).Sub(workflow.Now(ctx)); wait > 0 {
-		return temporal.NewApplicationError("the invitation was sent moments ago; try again later", ErrRateLimited,
-			RateLimitDetails{RetryAfter: wait})
+		return rateLimited("the invitation was sent moments ago; try again later", wait)
 	}
 	return nil
 }
 
-func (w *invitation) resend(ctx workflow.Context) (State, error) {
+func (w *invitation) resend(ctx workflow.Context) (contract.State, error) {
 	if err := w.mu.Lock(ctx); err != nil {
 		return w.st, err
 	}
@@ -164,7 +155,7 @@ func (w *invitation) resend(ctx workflow.Context) (State, error) {
 		w.mu.Unlock()
 		return w.st, err
 	}
-	in := w.markEmail(ctx, activities.KindInvite)
+	in := w.markEmail(ctx, contract.KindInvite)
 	// Runs that started before version 1 delivered the resend within the update; they keep
 	// doing so when replayed (docs/operations.md: changing the workflow safely).
 	v := workflow.GetVersion(ctx, "resend-delivers-in-background", workflow.DefaultVersion, 1)
@@ -180,18 +171,18 @@ func (w *invitation) resend(ctx workflow.Context) (State, error) {
 }
 
 func (w *invitation) validateRenew(ctx workflow.Context) error {
-	if w.statusNow(ctx) != StatusExpired {
-		return businessErr(ErrInvalidState, "only an expired invitation can be renewed; this one is %s", w.statusNow(ctx))
+	if w.statusNow(ctx) != contract.StatusExpired {
+		return businessErr(contract.CodeInvalidState, "only an expired invitation can be renewed; this one is %s", w.statusNow(ctx))
 	}
 	return nil
 }
 
-func (w *invitation) renew(ctx workflow.Context) (State, error) {
+func (w *invitation) renew(ctx workflow.Context) (contract.State, error) {
 	if err := w.mu.Lock(ctx); err != nil {
 		return w.st, err
 	}
 	defer w.mu.Unlock()
-	if w.st.Status == StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
+	if w.st.Status == contract.StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
 		w.expire(ctx) // due but not yet handled: expire first, then renew
 	}
 	if err := w.validateRenew(ctx); err != nil {
@@ -206,23 +197,23 @@ func (w *invitation) renew(ctx workflow.Context) (State, error) {
 	if err != nil {
 		return w.st, passOn(err)
 	}
-	w.st.Status = StatusPending
+	w.st.Status = contract.StatusPending
 	w.st.Generation = gen
 	w.st.ExpiresAt = expires
 	w.st.InviteSent, w.st.ReminderSent = false, false
-	w.st.Delivery = Delivery{Status: DeliveryQueued}
+	w.st.Delivery = contract.Delivery{Status: contract.DeliveryQueued}
 	w.renewed = true
 	return w.st, nil
 }
 
-func (w *invitation) validateRevoke(ctx workflow.Context, _ RevokeRequest) error {
-	if s := w.st.Status; s != StatusPending && s != StatusExpired {
-		return businessErr(ErrInvalidState, "only a pending or expired invitation can be revoked; this one is %s", s)
+func (w *invitation) validateRevoke(ctx workflow.Context, _ contract.RevokeRequest) error {
+	if s := w.st.Status; s != contract.StatusPending && s != contract.StatusExpired {
+		return businessErr(contract.CodeInvalidState, "only a pending or expired invitation can be revoked; this one is %s", s)
 	}
 	return nil
 }
 
-func (w *invitation) revoke(ctx workflow.Context, req RevokeRequest) (State, error) {
+func (w *invitation) revoke(ctx workflow.Context, req contract.RevokeRequest) (contract.State, error) {
 	if err := w.mu.Lock(ctx); err != nil {
 		return w.st, err
 	}
@@ -234,34 +225,33 @@ func (w *invitation) revoke(ctx workflow.Context, req RevokeRequest) (State, err
 	if req.By != "" {
 		detail = "revoked by " + req.By
 	}
-	if err := w.close(ctx, StatusRevoked, detail); err != nil {
+	if err := w.close(ctx, contract.StatusRevoked, detail); err != nil {
 		return w.st, err
 	}
 	return w.st, nil
 }
 
-func (w *invitation) validateRequestRenewal(ctx workflow.Context, req RenewalRequest) error {
+func (w *invitation) validateRequestRenewal(ctx workflow.Context, req contract.RenewalRequest) error {
 	switch {
 	case req.Generation != w.st.Generation:
-		return businessErr(ErrInvalidState, "a newer invitation was sent: look for the latest email")
-	case w.statusNow(ctx) != StatusExpired:
-		return businessErr(ErrInvalidState, "only an expired invitation can be renewed; this one is %s", w.statusNow(ctx))
+		return businessErr(contract.CodeInvalidState, "a newer invitation was sent: look for the latest email")
+	case w.statusNow(ctx) != contract.StatusExpired:
+		return businessErr(contract.CodeInvalidState, "only an expired invitation can be renewed; this one is %s", w.statusNow(ctx))
 	}
 	if last := w.st.RenewalRequestedAt; !last.IsZero() {
-		if wait := last.Add(RenewalRequestInterval).Sub(workflow.Now(ctx)); wait > 0 {
-			return temporal.NewApplicationError("a new invitation was already requested today", ErrRateLimited,
-				RateLimitDetails{RetryAfter: wait})
+		if wait := last.Add(contract.RenewalRequestInterval).Sub(workflow.Now(ctx)); wait > 0 {
+			return rateLimited("a new invitation was already requested today", wait)
 		}
 	}
 	return nil
 }
 
 // requestRenewal tells the inviter that the invitee would like a new invitation.
-func (w *invitation) requestRenewal(ctx workflow.Context, req RenewalRequest) (State, error) {
+func (w *invitation) requestRenewal(ctx workflow.Context, req contract.RenewalRequest) (contract.State, error) {
 	if err := w.mu.Lock(ctx); err != nil {
 		return w.st, err
 	}
-	if w.st.Status == StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
+	if w.st.Status == contract.StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
 		w.expire(ctx)
 	}
 	if err := w.validateRequestRenewal(ctx, req); err != nil {
@@ -273,7 +263,7 @@ func (w *invitation) requestRenewal(ctx workflow.Context, req RenewalRequest) (S
 	w.mu.Unlock()
 	actx := workflow.WithActivityOptions(ctx, dbOptions("Record the invitee's request for a new invitation"))
 	err := workflow.ExecuteActivity(actx, a.RecordEvent, activities.RecordEventInput{
-		InvitationID: w.id(), Type: "renewal_requested",
+		InvitationID: w.id(), Type: contract.EventRenewalRequested,
 		Detail:    "the invitee asked for a new invitation; the inviter is emailed",
 		DedupeKey: fmt.Sprintf("%s:g%d:renewal_requested:%d", w.in.InvitationID, w.st.Generation, now.Unix()),
 	}).Get(ctx, nil)
@@ -281,26 +271,26 @@ func (w *invitation) requestRenewal(ctx workflow.Context, req RenewalRequest) (S
 		return w.st, passOn(err)
 	}
 	w.deliver(ctx, activities.SendEmailInput{
-		InvitationID: w.id(), Generation: w.st.Generation, Kind: activities.KindRenewalRequest,
-		Seq: int(now.Unix() / int64(RenewalRequestInterval/time.Second)),
+		InvitationID: w.id(), Generation: w.st.Generation, Kind: contract.KindRenewalRequest,
+		Seq: int(now.Unix() / int64(contract.RenewalRequestInterval/time.Second)),
 	})
 	return w.st, nil
 }
 
 // statusNow is the status as the invitee would see it: a pending invitation past its expiry
 // is expired even before the timer's turn comes.
-func (w *invitation) statusNow(ctx workflow.Context) Status {
-	if w.st.Status == StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
-		return StatusExpired
+func (w *invitation) statusNow(ctx workflow.Context) contract.Status {
+	if w.st.Status == contract.StatusPending && !workflow.Now(ctx).Before(w.st.ExpiresAt) {
+		return contract.StatusExpired
 	}
 	return w.st.Status
 }
 
 // close records a closing status in Postgres (releasing the seat) and in the workflow.
-func (w *invitation) close(ctx workflow.Context, to Status, detail string) error {
+func (w *invitation) close(ctx workflow.Context, to contract.Status, detail string) error {
 	actx := workflow.WithActivityOptions(ctx, dbOptions("Close the invitation: "+string(to)))
 	err := workflow.ExecuteActivity(actx, a.CloseInvitation, activities.CloseInput{
-		InvitationID: w.id(), Generation: w.st.Generation, Status: string(to), Detail: detail,
+		InvitationID: w.id(), Generation: w.st.Generation, Status: to, Detail: detail,
 	}).Get(ctx, nil)
 	if err != nil {
 		return passOn(err)
@@ -311,13 +301,13 @@ func (w *invitation) close(ctx workflow.Context, to Status, detail string) error
 
 // expire closes a pending invitation whose time is up; the caller holds the mutex.
 func (w *invitation) expire(ctx workflow.Context) {
-	if w.st.Status != StatusPending {
+	if w.st.Status != contract.StatusPending {
 		return
 	}
-	if err := w.close(ctx, StatusExpired, "not accepted before "+w.st.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
+	if err := w.close(ctx, contract.StatusExpired, "not accepted before "+w.st.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
 		// Postgres disagrees (only possible if it was changed by hand): the workflow's clock wins.
 		w.logger(ctx).Error("expiry not recorded", "error", err)
-		w.st.Status = StatusExpired
+		w.st.Status = contract.StatusExpired
 	}
 }
 
@@ -329,7 +319,7 @@ func (w *invitation) expireLocked(ctx workflow.Context) {
 	w.expire(ctx)
 }
 
-// EmailTaskQueue is the throttled task queue of the email activities, beside the main one.
+// contract.EmailTaskQueue is the throttled task queue of the email activities, beside the main one.
 func EmailTaskQueue(mainQueue string) string { return mainQueue + "-email" }
 
 // dbOptions are the options of the Postgres activities: retried until they succeed, except for
@@ -342,7 +332,7 @@ func dbOptions(summary string) workflow.ActivityOptions {
 			InitialInterval:        500 * time.Millisecond,
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: BusinessErrorTypes,
+			NonRetryableErrorTypes: contract.BusinessErrorTypes(),
 		},
 	}
 }
@@ -350,19 +340,14 @@ func dbOptions(summary string) workflow.ActivityOptions {
 // businessError extracts an activity's business error, typed with an API code.
 func businessError(err error) (error, bool) {
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) {
+	if !errors.As(err, &appErr) || !contract.Code(appErr.Type()).Business() {
 		return nil, false
 	}
-	for _, t := range BusinessErrorTypes {
-		if appErr.Type() == t {
-			var existing string
-			if appErr.HasDetails() {
-				_ = appErr.Details(&existing)
-			}
-			return temporal.NewApplicationError(appErr.Message(), t, existing), true
-		}
+	var existing string
+	if appErr.HasDetails() {
+		_ = appErr.Details(&existing)
 	}
-	return nil, false
+	return temporal.NewApplicationError(appErr.Message(), appErr.Type(), existing), true
 }
 
 // passOn returns an activity's business error as the update's error, or the error as it is.
@@ -373,10 +358,7 @@ func passOn(err error) error {
 	return err
 }
 
-func parseUUIDs(ids []string) []uuid.UUID {
-	out := make([]uuid.UUID, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, uuid.MustParse(id))
-	}
-	return out
+// rateLimited is a rate_limited refusal that tells the caller when to try again.
+func rateLimited(msg string, retryAfter time.Duration) error {
+	return temporal.NewApplicationError(msg, string(contract.CodeRateLimited), contract.RateLimitDetails{RetryAfter: retryAfter})
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -32,7 +34,7 @@ const (
 const createWait = time.Minute
 
 // Invitation is the invitation workflow.
-func Invitation(ctx workflow.Context, in InvitationInput) (State, error) {
+func Invitation(ctx workflow.Context, in contract.InvitationInput) (contract.State, error) {
 	w := &invitation{in: in, mu: workflow.NewMutex(ctx)}
 	w.emailCtx, w.cancelEmails = workflow.WithCancel(ctx)
 	if err := w.setup(ctx); err != nil {
@@ -42,8 +44,8 @@ func Invitation(ctx workflow.Context, in InvitationInput) (State, error) {
 }
 
 type invitation struct {
-	in InvitationInput
-	st State
+	in contract.InvitationInput
+	st contract.State
 	// mu serialises every transition: handlers and the timer both take it, so an accept racing
 	// the expiry timer sees the other's outcome instead of both acting.
 	mu workflow.Mutex
@@ -68,18 +70,18 @@ func (w *invitation) setup(ctx workflow.Context) error {
 		w.historyLimit = maxHistoryEventsV0
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchAccountID.ValueSet(w.in.AccountID),
-		SearchSubscriptionID.ValueSet(w.in.SubscriptionID),
-		SearchApplication.ValueSet(w.in.Application),
+		contract.SearchAccountID.ValueSet(w.in.AccountID.String()),
+		contract.SearchSubscriptionID.ValueSet(w.in.SubscriptionID.String()),
+		contract.SearchApplication.ValueSet(w.in.Application),
 	); err != nil {
 		return err
 	}
 	if w.in.EmailHash != "" {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, SearchEmailHash.ValueSet(w.in.EmailHash)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.SearchEmailHash.ValueSet(w.in.EmailHash)); err != nil {
 			return err
 		}
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryState, func() (contract.State, error) {
 		s := w.st
 		s.WaitingFor = w.waitingFor()
 		return s, nil
@@ -91,13 +93,13 @@ func (w *invitation) setup(ctx workflow.Context) error {
 		handler   any
 		validator any
 	}{
-		{UpdateCreate, w.create, w.validateCreate},
-		{UpdateAccept, w.accept, w.validateAccept},
-		{UpdateDecline, w.decline, w.validateDecline},
-		{UpdateResend, w.resend, w.validateResend},
-		{UpdateRenew, w.renew, w.validateRenew},
-		{UpdateRevoke, w.revoke, w.validateRevoke},
-		{UpdateRequestRenewal, w.requestRenewal, w.validateRequestRenewal},
+		{contract.UpdateCreate, w.create, w.validateCreate},
+		{contract.UpdateAccept, w.accept, w.validateAccept},
+		{contract.UpdateDecline, w.decline, w.validateDecline},
+		{contract.UpdateResend, w.resend, w.validateResend},
+		{contract.UpdateRenew, w.renew, w.validateRenew},
+		{contract.UpdateRevoke, w.revoke, w.validateRevoke},
+		{contract.UpdateRequestRenewal, w.requestRenewal, w.validateRequestRenewal},
 	}
 	for _, h := range handlers {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.handler,
@@ -108,7 +110,7 @@ func (w *invitation) setup(ctx workflow.Context) error {
 	return nil
 }
 
-func (w *invitation) run(ctx workflow.Context) (State, error) {
+func (w *invitation) run(ctx workflow.Context) (contract.State, error) {
 	logger := w.logger(ctx)
 	if w.st.Status == "" {
 		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
@@ -123,7 +125,7 @@ func (w *invitation) run(ctx workflow.Context) (State, error) {
 				return w.st, err
 			}
 			if w.st.Status == "" {
-				w.st.Status = StatusRejected
+				w.st.Status = contract.StatusRejected
 			}
 			w.mu.Unlock()
 		}
@@ -131,21 +133,21 @@ func (w *invitation) run(ctx workflow.Context) (State, error) {
 	for {
 		w.publish(ctx)
 		switch w.st.Status {
-		case StatusPending:
+		case contract.StatusPending:
 			if !w.st.InviteSent {
-				w.sendInBackground(ctx, activities.KindInvite)
+				w.sendInBackground(ctx, contract.KindInvite)
 			}
 			if err := w.waitPending(ctx); err != nil {
 				return w.st, err
 			}
-		case StatusExpired:
+		case contract.StatusExpired:
 			if err := workflow.Await(ctx, func() bool {
-				return w.st.Status != StatusExpired || w.renewed || w.historyFull(ctx)
+				return w.st.Status != contract.StatusExpired || w.renewed || w.historyFull(ctx)
 			}); err != nil {
 				return w.st, err
 			}
-		case StatusAccepted:
-			w.deliver(ctx, w.markEmail(ctx, activities.KindWelcome))
+		case contract.StatusAccepted:
+			w.deliver(ctx, w.markEmail(ctx, contract.KindWelcome))
 			return w.finish(ctx)
 		default: // revoked, declined, rejected
 			return w.finish(ctx)
@@ -182,13 +184,13 @@ func (w *invitation) waitPending(ctx workflow.Context) error {
 	changed, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 		Timeout: due.Sub(now), TimerOptions: workflow.TimerOptions{Summary: summary},
 	}, func() bool {
-		return w.st.Status != StatusPending || w.st.Generation != gen || w.renewed || w.historyFull(ctx)
+		return w.st.Status != contract.StatusPending || w.st.Generation != gen || w.renewed || w.historyFull(ctx)
 	})
 	if err != nil || changed {
 		return err
 	}
 	if reminder {
-		w.sendInBackground(ctx, activities.KindReminder)
+		w.sendInBackground(ctx, contract.KindReminder)
 		return nil
 	}
 	w.expireLocked(ctx)
@@ -208,7 +210,7 @@ func (w *invitation) historyFull(ctx workflow.Context) bool {
 }
 
 // finish waits for in-flight handlers, so no update's answer is lost, and completes.
-func (w *invitation) finish(ctx workflow.Context) (State, error) {
+func (w *invitation) finish(ctx workflow.Context) (contract.State, error) {
 	if err := w.settleEmails(ctx, true); err != nil {
 		return w.st, err
 	}
@@ -222,11 +224,11 @@ func (w *invitation) finish(ctx workflow.Context) (State, error) {
 // publish mirrors the state into search attributes and the UI's current details.
 func (w *invitation) publish(ctx workflow.Context) {
 	updates := []temporal.SearchAttributeUpdate{
-		SearchStatus.ValueSet(string(w.st.Status)),
-		SearchGeneration.ValueSet(int64(w.st.Generation)),
+		contract.SearchStatus.ValueSet(string(w.st.Status)),
+		contract.SearchGeneration.ValueSet(int64(w.st.Generation)),
 	}
 	if w.st.Delivery.Status != "" {
-		updates = append(updates, SearchDelivery.ValueSet(w.st.Delivery.Status))
+		updates = append(updates, contract.SearchDelivery.ValueSet(string(w.st.Delivery.Status)))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		w.logger(ctx).Error("search attributes not updated", "error", err)
@@ -238,40 +240,26 @@ func (w *invitation) waitingFor() string {
 	switch w.st.Status {
 	case "":
 		return "Waiting for the create update."
-	case StatusPending:
+	case contract.StatusPending:
 		if !w.st.InviteSent {
 			return fmt.Sprintf("Sending the invitation email (generation %d).", w.st.Generation)
 		}
 		s := fmt.Sprintf("Waiting for %s to accept or decline until %s (generation %d, sends: %d).",
-			maskEmail(w.in.Email), w.st.ExpiresAt.UTC().Format(time.RFC3339), w.st.Generation, w.st.Sends)
+			contract.MaskEmail(w.in.Email), w.st.ExpiresAt.UTC().Format(time.RFC3339), w.st.Generation, w.st.Sends)
 		if at := w.reminderAt(); !w.st.ReminderSent && !at.IsZero() {
 			s += " Reminder due " + at.UTC().Format(time.RFC3339) + "."
 		}
 		return s
-	case StatusExpired:
+	case contract.StatusExpired:
 		return fmt.Sprintf("Expired at %s. Waiting for the administrator to renew or revoke.", w.st.ExpiresAt.UTC().Format(time.RFC3339))
-	case StatusAccepted:
-		return "Accepted by user " + w.st.UserID + "."
+	case contract.StatusAccepted:
+		return "Accepted by user " + w.st.UserID.String() + "."
 	default:
 		return "Closed: " + string(w.st.Status) + "."
 	}
 }
 
-// maskEmail keeps the first letter of the local part, enough for support to recognise a
-// person without writing an address into the UI's summary.
-func maskEmail(email string) string {
-	for i, r := range email {
-		if r == '@' {
-			if i == 0 {
-				return email
-			}
-			return email[:1] + "…" + email[i:]
-		}
-	}
-	return "…"
-}
-
-func (w *invitation) id() uuid.UUID { return uuid.MustParse(w.in.InvitationID) }
+func (w *invitation) id() uuid.UUID { return w.in.InvitationID }
 
 // logger is the workflow's replay-safe logger with the invitation's and account's ids on every
 // line (the SDK adds the workflow and run ids).
@@ -279,6 +267,6 @@ func (w *invitation) logger(ctx workflow.Context) log.Logger {
 	return log.With(workflow.GetLogger(ctx), "invitation_id", w.in.InvitationID, "account_id", w.in.AccountID)
 }
 
-func businessErr(typ, format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), typ)
+func businessErr(code contract.Code, format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), string(code))
 }

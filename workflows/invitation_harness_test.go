@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
@@ -29,28 +32,31 @@ import (
 // callbacks. The environment runs activities in process whatever their task queue (the email
 // queue included), and caps retry policies without MaximumAttempts at 10 attempts.
 
-const (
-	invitationID      = "6f1c2a8e-3b4d-4c5e-8f90-1a2b3c4d5e6f"
-	accountID         = "0d9e8f7a-6b5c-4d3e-9f2a-1b0c9d8e7f6a"
-	subscriptionID    = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
-	groupID           = "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e"
-	existingUserID    = "d4e5f6a7-b8c9-4d0e-8f1a-3b4c5d6e7f80"
-	provisionedUserID = "c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f"
+var (
+	invitationID      = uuid.MustParse("6f1c2a8e-3b4d-4c5e-8f90-1a2b3c4d5e6f")
+	accountID         = uuid.MustParse("0d9e8f7a-6b5c-4d3e-9f2a-1b0c9d8e7f6a")
+	subscriptionID    = uuid.MustParse("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d")
+	groupID           = uuid.MustParse("b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e")
+	existingUserID    = uuid.MustParse("d4e5f6a7-b8c9-4d0e-8f1a-3b4c5d6e7f80")
+	provisionedUserID = uuid.MustParse("c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f")
 	existingInviteID  = "e5f6a7b8-c9d0-4e1f-9a2b-4c5d6e7f8091"
-	passwordHash      = "$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
-	inviteeEmail      = "jane.doe@example.com"
+)
+
+const (
+	passwordHash = "$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+	inviteeEmail = "jane.doe@example.com"
 )
 
 var (
-	settings = workflows.Settings{TTL: 168 * time.Hour, ReminderBefore: 48 * time.Hour, ResendMinInterval: 60 * time.Second}
+	settings = contract.Settings{TTL: 168 * time.Hour, ReminderBefore: 48 * time.Hour, ResendMinInterval: 60 * time.Second}
 	// t0 is the virtual start time of every test; the create update arrives at t0.
 	t0       = time.Date(2030, time.March, 4, 9, 30, 0, 0, time.UTC)
 	expiry   = t0.Add(settings.TTL)
 	reminder = expiry.Add(-settings.ReminderBefore)
 )
 
-func newInput() workflows.InvitationInput {
-	return workflows.InvitationInput{
+func newInput() contract.InvitationInput {
+	return contract.InvitationInput{
 		InvitationID:     invitationID,
 		AccountID:        accountID,
 		AccountName:      "Acme",
@@ -58,12 +64,12 @@ func newInput() workflows.InvitationInput {
 		SubscriptionName: "Acme Analytics Pro",
 		Application:      "analytics",
 		Role:             "editor",
-		GroupIDs:         []string{groupID},
+		GroupIDs:         []uuid.UUID{groupID},
 		Email:            inviteeEmail,
 		FirstName:        "Jane",
 		LastName:         "Doe",
 		Phone:            "+44 20 7946 0000",
-		Inviter:          workflows.Person{Name: "Alice Admin", Email: "alice@acme.example"},
+		Inviter:          contract.Person{Name: "Alice Admin", Email: "alice@acme.example"},
 		Settings:         settings,
 	}
 }
@@ -89,11 +95,11 @@ type harness struct {
 	provisionErr   error
 	provisionDelay time.Duration
 	closeDelay     time.Duration
-	emailDelay     map[string]time.Duration // by email kind
+	emailDelay     map[contract.EmailKind]time.Duration // by email kind
 	emailResult    func(in activities.SendEmailInput, attempt int32) (activities.SendEmailResult, error)
 
 	mu         sync.Mutex
-	creates    []call[activities.CreateInvitationInput]
+	creates    []call[store.NewInvitation]
 	discards   []call[uuid.UUID]
 	closes     []call[activities.CloseInput]
 	renews     []call[activities.RenewInput]
@@ -136,10 +142,10 @@ func (h *harness) mockActivities() {
 	env, a := h.env, h.acts
 	env.OnActivity(a.CreateInvitation, mock.Anything, mock.Anything).
 		After(h.createDelay).
-		Return(func(ctx context.Context, in activities.CreateInvitationInput) error {
+		Return(func(ctx context.Context, in store.NewInvitation) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			h.creates = append(h.creates, call[activities.CreateInvitationInput]{in, h.now(), attempt(ctx)})
+			h.creates = append(h.creates, call[store.NewInvitation]{in, h.now(), attempt(ctx)})
 			if h.createErr != nil {
 				return h.createErr(attempt(ctx))
 			}
@@ -176,7 +182,7 @@ func (h *harness) mockActivities() {
 			if h.provisionErr != nil {
 				return activities.ProvisionResult{}, h.provisionErr
 			}
-			return activities.ProvisionResult{UserID: uuid.MustParse(provisionedUserID)}, nil
+			return activities.ProvisionResult{UserID: provisionedUserID}, nil
 		})
 	send := func(ctx context.Context, in activities.SendEmailInput) (activities.SendEmailResult, error) {
 		h.mu.Lock()
@@ -185,7 +191,7 @@ func (h *harness) mockActivities() {
 		if h.emailResult != nil {
 			return h.emailResult(in, attempt(ctx))
 		}
-		return activities.SendEmailResult{Status: workflows.DeliverySent}, nil
+		return activities.SendEmailResult{Status: contract.DeliverySent}, nil
 	}
 	for kind, d := range h.emailDelay {
 		env.OnActivity(a.SendEmail, mock.Anything, mock.MatchedBy(func(in activities.SendEmailInput) bool { return in.Kind == kind })).
@@ -222,7 +228,7 @@ func (h *harness) at(d time.Duration, fn func()) {
 }
 
 // run starts the workflow with in and runs it until it completes.
-func (h *harness) run(in workflows.InvitationInput) {
+func (h *harness) run(in contract.InvitationInput) {
 	h.t.Helper()
 	h.mockActivities()
 	h.env.ExecuteWorkflow(workflows.Invitation, in)
@@ -247,19 +253,19 @@ func (h *harness) requireCancelled() {
 	require.ErrorAs(h.t, h.env.GetWorkflowError(), &cancelled)
 }
 
-func (h *harness) result() workflows.State {
+func (h *harness) result() contract.State {
 	h.t.Helper()
 	require.NoError(h.t, h.env.GetWorkflowError())
-	var st workflows.State
+	var st contract.State
 	require.NoError(h.t, h.env.GetWorkflowResult(&st))
 	return st
 }
 
-func (h *harness) state() workflows.State {
+func (h *harness) state() contract.State {
 	h.t.Helper()
-	v, err := h.env.QueryWorkflow(workflows.QueryState)
+	v, err := h.env.QueryWorkflow(contract.QueryState)
 	require.NoError(h.t, err)
-	var st workflows.State
+	var st contract.State
 	require.NoError(h.t, v.Get(&st))
 	return st
 }
@@ -329,7 +335,7 @@ func (h *harness) update(d time.Duration, name string, args ...any) *outcome {
 	return o
 }
 
-func (h *harness) create() *outcome { return h.update(0, workflows.UpdateCreate) }
+func (h *harness) create() *outcome { return h.update(0, contract.UpdateCreate) }
 
 // succeeded asserts the update was accepted and completed without error, and returns its value.
 func (o *outcome) succeeded(t *testing.T) any {
@@ -343,17 +349,18 @@ func (o *outcome) succeeded(t *testing.T) any {
 	return o.value
 }
 
-func (o *outcome) state(t *testing.T) workflows.State {
+func (o *outcome) state(t *testing.T) contract.State {
 	t.Helper()
 	v := o.succeeded(t)
-	st, ok := v.(workflows.State)
+	st, ok := v.(contract.State)
 	require.True(t, ok, "%s answered %T, not a State", o.name, v)
 	return st
 }
 
 // failed asserts the update failed (rejected by its validator or failed by its handler) with an
 // ApplicationError of type typ.
-func (o *outcome) failed(t *testing.T, typ string) *temporal.ApplicationError {
+func (o *outcome) failed(t *testing.T, code contract.Code) *temporal.ApplicationError {
+	typ := string(code)
 	t.Helper()
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -367,7 +374,7 @@ func (o *outcome) failed(t *testing.T, typ string) *temporal.ApplicationError {
 }
 
 // rejected asserts the update's validator refused it, leaving no trace in history.
-func (o *outcome) rejected(t *testing.T, typ string) *temporal.ApplicationError {
+func (o *outcome) rejected(t *testing.T, typ contract.Code) *temporal.ApplicationError {
 	t.Helper()
 	appErr := o.failed(t, typ)
 	o.mu.Lock()
@@ -377,8 +384,8 @@ func (o *outcome) rejected(t *testing.T, typ string) *temporal.ApplicationError 
 	return appErr
 }
 
-func kinds(calls []call[activities.SendEmailInput]) []string {
-	out := make([]string, 0, len(calls))
+func kinds(calls []call[activities.SendEmailInput]) []contract.EmailKind {
+	out := make([]contract.EmailKind, 0, len(calls))
 	for _, c := range calls {
 		out = append(out, c.In.Kind)
 	}
@@ -386,24 +393,24 @@ func kinds(calls []call[activities.SendEmailInput]) []string {
 }
 
 // accept is the accept update of the link of generation gen.
-func accept(gen int) workflows.AcceptRequest {
-	return workflows.AcceptRequest{Generation: gen, PasswordHash: passwordHash}
+func accept(gen int) contract.AcceptRequest {
+	return contract.AcceptRequest{Generation: gen, PasswordHash: passwordHash}
 }
 
-func invID() uuid.UUID { return uuid.MustParse(invitationID) }
+func invID() uuid.UUID { return invitationID }
 
-func email(kind string, gen, seq int) activities.SendEmailInput {
+func email(kind contract.EmailKind, gen, seq int) activities.SendEmailInput {
 	return activities.SendEmailInput{InvitationID: invID(), Generation: gen, Kind: kind, Seq: seq}
 }
 
 // continuedAs decodes the input a run continued as new with.
-func continuedAs(t *testing.T, err error) workflows.InvitationInput {
+func continuedAs(t *testing.T, err error) contract.InvitationInput {
 	t.Helper()
 	require.True(t, workflow.IsContinueAsNewError(err), "want continue-as-new, got %v", err)
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, err, &can)
-	assert.Equal(t, workflows.WorkflowName, can.WorkflowType.Name)
-	var next workflows.InvitationInput
+	assert.Equal(t, contract.WorkflowName, can.WorkflowType.Name)
+	var next contract.InvitationInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.NotNil(t, next.Carried, "the next run must carry the state")
 	return next

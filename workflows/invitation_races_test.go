@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -21,7 +23,7 @@ func TestAcceptJustBeforeExpiryWinsTheRace(t *testing.T) {
 	h := newHarness(t)
 	h.provisionDelay = 5 * time.Second // still provisioning when the expiry timer fires
 	h.create()
-	acc := h.update(settings.TTL-time.Second, workflows.UpdateAccept, accept(1))
+	acc := h.update(settings.TTL-time.Second, contract.UpdateAccept, accept(1))
 	h.run(newInput())
 
 	acc.succeeded(t)
@@ -31,9 +33,10 @@ func TestAcceptJustBeforeExpiryWinsTheRace(t *testing.T) {
 	assert.True(t, expiry.Add(4*time.Second).Equal(prov[0].At))
 	assert.Empty(t, h.closed(), "an invitation accepted in time must never be closed as expired")
 	st := h.result()
-	assert.Equal(t, workflows.StatusAccepted, st.Status)
-	assert.Equal(t, provisionedUserID, st.UserID)
-	assert.Equal(t, []string{"invite", "reminder", "welcome"}, kinds(h.emailsSent()))
+	assert.Equal(t, contract.StatusAccepted, st.Status)
+	require.NotNil(t, st.UserID)
+	assert.Equal(t, provisionedUserID, *st.UserID)
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder, contract.KindWelcome}, kinds(h.emailsSent()))
 	assert.Equal(t, "accepted", h.sa("InvitationStatus"))
 }
 
@@ -48,20 +51,20 @@ func TestAcceptAtOrAfterExpiryIsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.create()
-			acc := h.update(tc.at, workflows.UpdateAccept, accept(1))
-			var st workflows.State
+			acc := h.update(tc.at, contract.UpdateAccept, accept(1))
+			var st contract.State
 			h.at(tc.at+time.Minute, func() { st = h.state() })
 			h.cancelAt(tc.at + 2*time.Minute)
 			h.run(newInput())
 			h.requireCancelled()
 
-			acc.failed(t, workflows.ErrInvitationExpired)
+			acc.failed(t, contract.CodeInvitationExpired)
 			assert.Empty(t, h.provisioned(), "no user is provisioned for an expired link")
 			closes := h.closed()
 			require.Len(t, closes, 1)
-			assert.Equal(t, "expired", closes[0].In.Status)
+			assert.Equal(t, contract.StatusExpired, closes[0].In.Status)
 			assert.True(t, expiry.Equal(closes[0].At))
-			assert.Equal(t, workflows.StatusExpired, st.Status)
+			assert.Equal(t, contract.StatusExpired, st.Status)
 		})
 	}
 }
@@ -70,30 +73,30 @@ func TestConcurrentAcceptsProvisionOnce(t *testing.T) {
 	h := newHarness(t)
 	h.provisionDelay = 5 * time.Second
 	h.create()
-	first := h.update(time.Hour, workflows.UpdateAccept, accept(1))
+	first := h.update(time.Hour, contract.UpdateAccept, accept(1))
 	// Passes the validator (still pending), then waits for the first to finish.
-	second := h.update(time.Hour+time.Second, workflows.UpdateAccept, accept(1))
+	second := h.update(time.Hour+time.Second, contract.UpdateAccept, accept(1))
 	h.run(newInput())
 
 	first.succeeded(t)
-	second.failed(t, workflows.ErrInvalidState)
+	second.failed(t, contract.CodeInvalidState)
 	assert.Len(t, h.provisioned(), 1, "one user, one membership, one seat")
-	assert.Equal(t, []string{"invite", "welcome"}, kinds(h.emailsSent()))
-	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindWelcome}, kinds(h.emailsSent()))
+	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }
 
 func TestRevokeDuringProvisioningLosesToAccept(t *testing.T) {
 	h := newHarness(t)
 	h.provisionDelay = 5 * time.Second
 	h.create()
-	acc := h.update(time.Hour, workflows.UpdateAccept, accept(1))
-	rev := h.update(time.Hour+time.Second, workflows.UpdateRevoke, workflows.RevokeRequest{By: "portal-admin"})
+	acc := h.update(time.Hour, contract.UpdateAccept, accept(1))
+	rev := h.update(time.Hour+time.Second, contract.UpdateRevoke, contract.RevokeRequest{By: "portal-admin"})
 	h.run(newInput())
 
 	acc.succeeded(t)
-	rev.failed(t, workflows.ErrInvalidState)
+	rev.failed(t, contract.CodeInvalidState)
 	assert.Empty(t, h.closed(), "the accepted invitation is not revoked")
-	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }
 
 // ---- renew and continue-as-new ----
@@ -105,11 +108,11 @@ func TestRenewAfterExpiryContinuesAsNew(t *testing.T) {
 
 	h := newHarness(t)
 	h.create()
-	renewed := h.update(renewAfter, workflows.UpdateRenew)
+	renewed := h.update(renewAfter, contract.UpdateRenew)
 	h.run(newInput())
 
 	st := renewed.state(t)
-	assert.Equal(t, workflows.StatusPending, st.Status)
+	assert.Equal(t, contract.StatusPending, st.Status)
 	assert.Equal(t, 2, st.Generation)
 	assert.True(t, newExpiry.Equal(st.ExpiresAt), "renewed expiry %v, want renew time + TTL", st.ExpiresAt)
 	assert.False(t, st.InviteSent)
@@ -119,16 +122,16 @@ func TestRenewAfterExpiryContinuesAsNew(t *testing.T) {
 	assert.Equal(t, 2, h.renews[0].In.Generation)
 	assert.True(t, newExpiry.Equal(h.renews[0].In.ExpiresAt))
 	assert.True(t, renewedAt.Equal(h.renews[0].At))
-	assert.Equal(t, []string{"expired"}, statuses(h.closed()))
+	assert.Equal(t, []contract.Status{contract.StatusExpired}, statuses(h.closed()))
 
 	next := continuedAs(t, h.env.GetWorkflowError())
 	carried := *next.Carried
-	assert.Equal(t, workflows.StatusPending, carried.Status)
+	assert.Equal(t, contract.StatusPending, carried.Status)
 	assert.Equal(t, 2, carried.Generation)
 	assert.True(t, newExpiry.Equal(carried.ExpiresAt))
 	assert.False(t, carried.InviteSent, "the new generation's invite has not gone out yet")
 	assert.False(t, carried.ReminderSent)
-	assert.Equal(t, workflows.DeliveryQueued, carried.Delivery.Status)
+	assert.Equal(t, contract.DeliveryQueued, carried.Delivery.Status)
 	unchanged := next
 	unchanged.Carried = nil
 	assert.Equal(t, newInput(), unchanged, "the next run keeps the invitation's input")
@@ -137,30 +140,30 @@ func TestRenewAfterExpiryContinuesAsNew(t *testing.T) {
 	t.Run("next run sends the new link and accepts only it", func(t *testing.T) {
 		h2 := newHarness(t)
 		h2.env.SetStartTime(renewedAt)
-		var st workflows.State
+		var st contract.State
 		h2.at(30*time.Minute, func() { st = h2.state() })
-		oldLink := h2.update(time.Hour, workflows.UpdateAccept, accept(1))
-		newLink := h2.update(2*time.Hour, workflows.UpdateAccept, accept(2))
+		oldLink := h2.update(time.Hour, contract.UpdateAccept, accept(1))
+		newLink := h2.update(2*time.Hour, contract.UpdateAccept, accept(2))
 		h2.run(next)
 
 		sent := h2.emailsSent()
-		require.Equal(t, []string{"invite", "welcome"}, kinds(sent))
+		require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindWelcome}, kinds(sent))
 		assert.Equal(t, 2, sent[0].In.Generation)
 		assert.True(t, renewedAt.Equal(sent[0].At), "the new invite goes out at once (sent %v)", sent[0].At)
 		assert.Equal(t, 2, sent[1].In.Generation)
 		assertDistinctKeys(t, append(firstRunEmails, sent...))
 		assert.Empty(t, h2.creates, "the next run does not create again")
 
-		assert.Equal(t, workflows.StatusPending, st.Status)
+		assert.Equal(t, contract.StatusPending, st.Status)
 		assert.Equal(t, 2, st.Generation)
 		assert.True(t, st.InviteSent)
 
-		oldLink.rejected(t, workflows.ErrInvitationExpired)
+		oldLink.rejected(t, contract.CodeInvitationExpired)
 		newLink.succeeded(t)
 		prov := h2.provisioned()
 		require.Len(t, prov, 1)
 		assert.Equal(t, 2, prov[0].In.Generation)
-		assert.Equal(t, workflows.StatusAccepted, h2.result().Status)
+		assert.Equal(t, contract.StatusAccepted, h2.result().Status)
 	})
 
 	t.Run("next run expires on the new timer", func(t *testing.T) {
@@ -171,12 +174,12 @@ func TestRenewAfterExpiryContinuesAsNew(t *testing.T) {
 		h2.requireCancelled()
 
 		sent := h2.emailsSent()
-		require.Equal(t, []string{"invite", "reminder"}, kinds(sent))
+		require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder}, kinds(sent))
 		assert.Equal(t, 2, sent[1].In.Generation)
 		assert.True(t, newExpiry.Add(-settings.ReminderBefore).Equal(sent[1].At), "reminder at %v", sent[1].At)
 		closes := h2.closed()
 		require.Len(t, closes, 1)
-		assert.Equal(t, "expired", closes[0].In.Status)
+		assert.Equal(t, contract.StatusExpired, closes[0].In.Status)
 		assert.Equal(t, 2, closes[0].In.Generation)
 		assert.True(t, newExpiry.Equal(closes[0].At), "expired at %v, want %v", closes[0].At, newExpiry)
 	})
@@ -190,12 +193,12 @@ func TestContinueAsNewWhenHistoryIsFullKeepsTimersAndSendsNothingTwice(t *testin
 
 	created.state(t)
 	next := continuedAs(t, h.env.GetWorkflowError())
-	assert.Equal(t, workflows.StatusPending, next.Carried.Status)
+	assert.Equal(t, contract.StatusPending, next.Carried.Status)
 	assert.Equal(t, 1, next.Carried.Generation)
 	assert.True(t, next.Carried.InviteSent)
 	assert.Equal(t, 1, next.Carried.Sends)
 	assert.True(t, expiry.Equal(next.Carried.ExpiresAt))
-	assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()))
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(h.emailsSent()))
 
 	h2 := newHarness(t)
 	h2.env.SetStartTime(t0.Add(time.Second))
@@ -204,7 +207,7 @@ func TestContinueAsNewWhenHistoryIsFullKeepsTimersAndSendsNothingTwice(t *testin
 	h2.requireCancelled()
 
 	sent := h2.emailsSent()
-	require.Equal(t, []string{"reminder"}, kinds(sent), "the invite is not sent again")
+	require.Equal(t, []contract.EmailKind{contract.KindReminder}, kinds(sent), "the invite is not sent again")
 	assert.True(t, reminder.Equal(sent[0].At))
 	closes := h2.closed()
 	require.Len(t, closes, 1)
@@ -217,27 +220,27 @@ func TestEmailPermanentFailureIsRecorded(t *testing.T) {
 	h := newHarness(t)
 	h.emailResult = func(in activities.SendEmailInput, _ int32) (activities.SendEmailResult, error) {
 		if in.Seq == 1 {
-			return activities.SendEmailResult{Status: workflows.DeliveryFailed, Error: "email rejected: mailbox does not exist"}, nil
+			return activities.SendEmailResult{Status: contract.DeliveryFailed, Error: "email rejected: mailbox does not exist"}, nil
 		}
-		return activities.SendEmailResult{Status: workflows.DeliverySent}, nil
+		return activities.SendEmailResult{Status: contract.DeliverySent}, nil
 	}
 	h.create()
-	var failed, resent workflows.State
+	var failed, resent contract.State
 	var failedSA, resentSA any
 	h.at(time.Hour, func() { failed, failedSA = h.state(), h.sa("DeliveryStatus") })
-	h.update(time.Hour+time.Minute, workflows.UpdateResend)
+	h.update(time.Hour+time.Minute, contract.UpdateResend)
 	h.at(time.Hour+2*time.Minute, func() { resent, resentSA = h.state(), h.sa("DeliveryStatus") })
 	h.cancelAt(2 * time.Hour)
 	h.run(newInput())
 	h.requireCancelled()
 
-	assert.Equal(t, workflows.StatusPending, failed.Status, "a failed email does not end the invitation")
-	assert.Equal(t, workflows.Delivery{Status: workflows.DeliveryFailed, Error: "email rejected: mailbox does not exist"}, failed.Delivery)
+	assert.Equal(t, contract.StatusPending, failed.Status, "a failed email does not end the invitation")
+	assert.Equal(t, contract.Delivery{Status: contract.DeliveryFailed, Error: "email rejected: mailbox does not exist"}, failed.Delivery)
 	assert.True(t, failed.InviteSent)
 	assert.Equal(t, "failed", failedSA)
 	assert.Empty(t, h.marks, "the activity recorded the failure itself")
 
-	assert.Equal(t, workflows.Delivery{Status: workflows.DeliverySent}, resent.Delivery, "the administrator's resend delivers")
+	assert.Equal(t, contract.Delivery{Status: contract.DeliverySent}, resent.Delivery, "the administrator's resend delivers")
 	assert.Equal(t, "sent", resentSA)
 	assert.Len(t, h.emailsSent(), 2)
 }
@@ -248,7 +251,7 @@ func TestEmailNonRetryableErrorMarksFailed(t *testing.T) {
 		return activities.SendEmailResult{}, temporal.NewNonRetryableApplicationError("recipient refused", activities.ErrEmailRejected, nil)
 	}
 	h.create()
-	var st workflows.State
+	var st contract.State
 	h.at(time.Hour, func() { st = h.state() })
 	h.cancelAt(2 * time.Hour)
 	h.run(newInput())
@@ -256,10 +259,10 @@ func TestEmailNonRetryableErrorMarksFailed(t *testing.T) {
 
 	assert.Len(t, h.emailsSent(), 1, "a non-retryable error is not retried")
 	require.Len(t, h.marks, 1)
-	assert.Equal(t, email(activities.KindInvite, 1, 1), h.marks[0].In.Email)
+	assert.Equal(t, email(contract.KindInvite, 1, 1), h.marks[0].In.Email)
 	assert.Contains(t, h.marks[0].In.Reason, "recipient refused")
-	assert.Equal(t, workflows.StatusPending, st.Status)
-	assert.Equal(t, workflows.DeliveryFailed, st.Delivery.Status)
+	assert.Equal(t, contract.StatusPending, st.Status)
+	assert.Equal(t, contract.DeliveryFailed, st.Delivery.Status)
 	assert.Contains(t, st.Delivery.Error, "recipient refused")
 	assert.Equal(t, "failed", h.sa("DeliveryStatus"))
 }
@@ -270,10 +273,10 @@ func TestEmailTransientErrorIsRetried(t *testing.T) {
 		if attempt < 3 {
 			return activities.SendEmailResult{}, errors.New("resend: 503 service unavailable")
 		}
-		return activities.SendEmailResult{Status: workflows.DeliverySent}, nil
+		return activities.SendEmailResult{Status: contract.DeliverySent}, nil
 	}
 	h.create()
-	var st workflows.State
+	var st contract.State
 	h.at(time.Hour, func() { st = h.state() })
 	h.cancelAt(2 * time.Hour)
 	h.run(newInput())
@@ -283,11 +286,11 @@ func TestEmailTransientErrorIsRetried(t *testing.T) {
 	require.Len(t, sent, 3)
 	for i, want := range []time.Duration{0, 2 * time.Second, 6 * time.Second} {
 		assert.Equal(t, int32(i+1), sent[i].Attempt)
-		assert.Equal(t, email(activities.KindInvite, 1, 1), sent[i].In, "every attempt has the same idempotency key")
+		assert.Equal(t, email(contract.KindInvite, 1, 1), sent[i].In, "every attempt has the same idempotency key")
 		assert.True(t, t0.Add(want).Equal(sent[i].At), "attempt %d at %v", i+1, sent[i].At)
 	}
 	assert.Empty(t, h.marks)
-	assert.Equal(t, workflows.Delivery{Status: workflows.DeliverySent}, st.Delivery)
+	assert.Equal(t, contract.Delivery{Status: contract.DeliverySent}, st.Delivery)
 }
 
 // ---- defects: these tests describe what the workflow should do ----
@@ -297,7 +300,7 @@ func TestEmailTransientErrorIsRetried(t *testing.T) {
 func TestCreateInFlightWhenCreateWaitEnds(t *testing.T) {
 	h := newHarness(t)
 	h.createDelay = 5 * time.Second
-	created := h.update(time.Minute-time.Second, workflows.UpdateCreate)
+	created := h.update(time.Minute-time.Second, contract.UpdateCreate)
 	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 2*time.Hour)
 	h.mockActivities()
 	h.env.ExecuteWorkflow(workflows.Invitation, newInput())
@@ -311,10 +314,10 @@ func TestCreateInFlightWhenCreateWaitEnds(t *testing.T) {
 		// The API answered 201: the invitation must live on as pending.
 		require.ErrorAs(t, h.env.GetWorkflowError(), &cancelled,
 			"the create succeeded (seat held, row recorded) but the workflow already completed; result %+v", resultOrNil(h))
-		assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()))
+		assert.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(h.emailsSent()))
 	} else {
 		// The API answered an error: nothing may be left behind.
-		assert.Equal(t, workflows.StatusRejected, h.result().Status)
+		assert.Equal(t, contract.StatusRejected, h.result().Status)
 		assert.True(t, len(h.creates) == 0 || len(h.discards) > 0, "a create that ran must be undone")
 	}
 }
@@ -328,33 +331,33 @@ func TestAcceptNotBlockedByEmailOutage(t *testing.T) {
 	// attempts; this outage ends after 9, so the reminder is delivered, as in production.)
 	outageEnds := reminder.Add(5 * time.Minute)
 	h.emailResult = func(in activities.SendEmailInput, _ int32) (activities.SendEmailResult, error) {
-		if in.Kind == activities.KindReminder && h.now().Before(outageEnds) {
+		if in.Kind == contract.KindReminder && h.now().Before(outageEnds) {
 			return activities.SendEmailResult{}, errors.New("resend: 503 service unavailable")
 		}
-		return activities.SendEmailResult{Status: workflows.DeliverySent}, nil
+		return activities.SendEmailResult{Status: contract.DeliverySent}, nil
 	}
 	h.create()
 	sentAfter := reminder.Add(time.Minute).Sub(t0)
-	acc := h.update(sentAfter, workflows.UpdateAccept, accept(1))
+	acc := h.update(sentAfter, contract.UpdateAccept, accept(1))
 	h.run(newInput())
 
 	require.Empty(t, h.marks, "the reminder was delivered once the outage ended")
 	acc.succeeded(t)
 	waited := acc.doneAt.Sub(t0.Add(sentAfter))
 	assert.Less(t, waited, 20*time.Second, "the accept waited %v for the reminder email's retries", waited)
-	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }
 
 func resultOrNil(h *harness) any {
-	var st workflows.State
+	var st contract.State
 	if err := h.env.GetWorkflowResult(&st); err != nil {
 		return err
 	}
 	return st
 }
 
-func statuses(calls []call[activities.CloseInput]) []string {
-	out := make([]string, 0, len(calls))
+func statuses(calls []call[activities.CloseInput]) []contract.Status {
+	out := make([]contract.Status, 0, len(calls))
 	for _, c := range calls {
 		out = append(out, c.In.Status)
 	}

@@ -5,13 +5,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/onboarding-service/onboarding/activities"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // Lifecycle tests: create, expiry and reminder, resend and renew, accept, decline and revoke.
@@ -23,14 +25,14 @@ import (
 func TestCreateSendsInviteAndPublishesState(t *testing.T) {
 	h := newHarness(t)
 	created := h.create()
-	var st workflows.State
+	var st contract.State
 	h.at(time.Hour, func() { st = h.state() })
 	h.cancelAt(2 * time.Hour)
 	h.run(newInput())
 	h.requireCancelled()
 
 	got := created.state(t)
-	assert.Equal(t, workflows.StatusPending, got.Status)
+	assert.Equal(t, contract.StatusPending, got.Status)
 	assert.Equal(t, 1, got.Generation)
 	assert.True(t, expiry.Equal(got.ExpiresAt), "create answered expiry %v", got.ExpiresAt)
 	assert.Equal(t, invitationID, got.InvitationID)
@@ -38,9 +40,9 @@ func TestCreateSendsInviteAndPublishesState(t *testing.T) {
 	require.Len(t, h.creates, 1)
 	c := h.creates[0]
 	assert.True(t, t0.Equal(c.At))
-	assert.Equal(t, activities.CreateInvitationInput{
-		InvitationID: invID(), AccountID: uuid.MustParse(accountID), SubscriptionID: uuid.MustParse(subscriptionID),
-		Application: "analytics", Role: "editor", GroupIDs: []uuid.UUID{uuid.MustParse(groupID)},
+	assert.Equal(t, store.NewInvitation{
+		ID: invID(), AccountID: accountID, SubscriptionID: subscriptionID,
+		Application: "analytics", Role: "editor", GroupIDs: []uuid.UUID{groupID},
 		Email: inviteeEmail, FirstName: "Jane", LastName: "Doe", Phone: "+44 20 7946 0000",
 		InviterName: "Alice Admin", InviterEmail: "alice@acme.example", ExpiresAt: c.In.ExpiresAt,
 	}, c.In)
@@ -49,15 +51,15 @@ func TestCreateSendsInviteAndPublishesState(t *testing.T) {
 
 	sent := h.emailsSent()
 	require.Len(t, sent, 1, "only the invite goes out in the first two hours: %v", kinds(sent))
-	assert.Equal(t, email(activities.KindInvite, 1, 1), sent[0].In)
+	assert.Equal(t, email(contract.KindInvite, 1, 1), sent[0].In)
 	assert.True(t, t0.Equal(sent[0].At), "invite sent at %v", sent[0].At)
 
-	assert.Equal(t, workflows.StatusPending, st.Status)
+	assert.Equal(t, contract.StatusPending, st.Status)
 	assert.Equal(t, 1, st.Generation)
 	assert.Equal(t, 1, st.Sends)
 	assert.True(t, st.InviteSent)
 	assert.False(t, st.ReminderSent)
-	assert.Equal(t, workflows.Delivery{Status: workflows.DeliverySent}, st.Delivery)
+	assert.Equal(t, contract.Delivery{Status: contract.DeliverySent}, st.Delivery)
 	assert.True(t, t0.Equal(st.LastSentAt))
 	assert.True(t, expiry.Equal(st.ExpiresAt))
 	assert.Contains(t, st.WaitingFor, "j…@example.com")
@@ -66,8 +68,8 @@ func TestCreateSendsInviteAndPublishesState(t *testing.T) {
 	assert.NotContains(t, st.WaitingFor, inviteeEmail, "the address must not reach the UI summary")
 
 	assert.Equal(t, "pending", h.sa("InvitationStatus"))
-	assert.Equal(t, accountID, h.sa("AccountId"))
-	assert.Equal(t, subscriptionID, h.sa("SubscriptionId"))
+	assert.Equal(t, accountID.String(), h.sa("AccountId"))
+	assert.Equal(t, subscriptionID.String(), h.sa("SubscriptionId"))
 	assert.Equal(t, "analytics", h.sa("Application"))
 	assert.EqualValues(t, 1, h.sa("InvitationGeneration"))
 	assert.Equal(t, "sent", h.sa("DeliveryStatus"))
@@ -80,7 +82,7 @@ func TestCreateSendsInviteAndPublishesState(t *testing.T) {
 func TestCreateForExistingUserPassesUserID(t *testing.T) {
 	h := newHarness(t)
 	in := newInput()
-	in.UserID = existingUserID
+	in.UserID = &existingUserID
 	created := h.create()
 	h.cancelAt(time.Hour)
 	h.run(in)
@@ -89,34 +91,34 @@ func TestCreateForExistingUserPassesUserID(t *testing.T) {
 	created.state(t)
 	require.Len(t, h.creates, 1)
 	require.NotNil(t, h.creates[0].In.UserID)
-	assert.Equal(t, uuid.MustParse(existingUserID), *h.creates[0].In.UserID)
+	assert.Equal(t, existingUserID, *h.creates[0].In.UserID)
 }
 
 func TestCreateRejectedByBusinessError(t *testing.T) {
 	for _, tc := range []struct {
-		typ     string
+		typ     contract.Code
 		details []any
 	}{
-		{workflows.ErrSeatsExhausted, nil},
-		{workflows.ErrDuplicateInvitation, []any{existingInviteID}},
-		{workflows.ErrAlreadyMember, nil},
+		{contract.CodeSeatsExhausted, nil},
+		{contract.CodeDuplicateInvitation, []any{existingInviteID}},
+		{contract.CodeAlreadyMember, nil},
 	} {
-		t.Run(tc.typ, func(t *testing.T) {
+		t.Run(string(tc.typ), func(t *testing.T) {
 			h := newHarness(t)
 			h.createErr = func(int32) error {
-				return temporal.NewNonRetryableApplicationError("refused by the store", tc.typ, nil, tc.details...)
+				return temporal.NewNonRetryableApplicationError("refused by the store", string(tc.typ), nil, tc.details...)
 			}
 			created := h.create()
 			h.run(newInput())
 
 			appErr := created.failed(t, tc.typ)
-			if tc.typ == workflows.ErrDuplicateInvitation {
+			if tc.typ == contract.CodeDuplicateInvitation {
 				var existing string
 				require.NoError(t, appErr.Details(&existing))
 				assert.Equal(t, existingInviteID, existing, "the API needs the existing invitation's id")
 			}
 			st := h.result()
-			assert.Equal(t, workflows.StatusRejected, st.Status)
+			assert.Equal(t, contract.StatusRejected, st.Status)
 			assert.Len(t, h.creates, 1, "a business error is not retried")
 			assert.Empty(t, h.emailsSent(), "a rejected invitation sends no email")
 			assert.Empty(t, h.discards, "nothing to undo after a business error")
@@ -134,7 +136,7 @@ func TestCreateThatCannotBeRecordedIsUndone(t *testing.T) {
 	h.run(newInput())
 
 	created.failed(t, "unavailable")
-	assert.Equal(t, workflows.StatusRejected, h.result().Status)
+	assert.Equal(t, contract.StatusRejected, h.result().Status)
 	assert.Greater(t, len(h.creates), 1, "a transient failure is retried")
 	for _, c := range h.creates {
 		assert.LessOrEqual(t, c.At.Sub(t0), 20*time.Second, "the create is bounded to 20 s")
@@ -147,25 +149,25 @@ func TestCreateThatCannotBeRecordedIsUndone(t *testing.T) {
 func TestCreateValidation(t *testing.T) {
 	h := newHarness(t)
 	in := newInput()
-	in.GroupIDs = []string{"not-a-uuid"}
+	in.SubscriptionID = uuid.Nil // the API never sends one; the workflow refuses it anyway
 	created := h.create()
 	h.run(in)
 
-	created.rejected(t, workflows.ErrValidation)
+	created.rejected(t, contract.CodeValidation)
 	assert.Empty(t, h.creates)
-	assert.Equal(t, workflows.StatusRejected, h.result().Status)
+	assert.Equal(t, contract.StatusRejected, h.result().Status)
 }
 
 func TestSecondCreateIsInvalidState(t *testing.T) {
 	h := newHarness(t)
 	first := h.create()
-	second := h.update(time.Minute, workflows.UpdateCreate)
+	second := h.update(time.Minute, contract.UpdateCreate)
 	h.cancelAt(time.Hour)
 	h.run(newInput())
 	h.requireCancelled()
 
 	first.state(t)
-	second.rejected(t, workflows.ErrInvalidState)
+	second.rejected(t, contract.CodeInvalidState)
 	assert.Len(t, h.creates, 1)
 	assert.Len(t, h.emailsSent(), 1)
 }
@@ -175,7 +177,7 @@ func TestGivesUpWithoutCreate(t *testing.T) {
 	h.run(newInput())
 
 	st := h.result()
-	assert.Equal(t, workflows.StatusRejected, st.Status)
+	assert.Equal(t, contract.StatusRejected, st.Status)
 	assert.Equal(t, time.Minute, h.now().Sub(t0), "gives up after exactly the create wait")
 	assert.Empty(t, h.creates)
 	assert.Empty(t, h.emailsSent())
@@ -187,7 +189,7 @@ func TestGivesUpWithoutCreate(t *testing.T) {
 func TestExpiresAfterTTLWithReminder(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	var before, after, expired workflows.State
+	var before, after, expired contract.State
 	h.at(reminder.Sub(t0)-time.Second, func() { before = h.state() })
 	h.at(reminder.Sub(t0)+time.Second, func() { after = h.state() })
 	h.at(settings.TTL+72*time.Hour, func() {
@@ -200,22 +202,22 @@ func TestExpiresAfterTTLWithReminder(t *testing.T) {
 	h.requireCancelled()
 
 	sent := h.emailsSent()
-	require.Equal(t, []string{"invite", "reminder"}, kinds(sent))
+	require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder}, kinds(sent))
 	assert.True(t, t0.Equal(sent[0].At))
-	assert.Equal(t, email(activities.KindReminder, 1, 1), sent[1].In)
+	assert.Equal(t, email(contract.KindReminder, 1, 1), sent[1].In)
 	assert.True(t, reminder.Equal(sent[1].At), "reminder at %v, want expiry-48h = %v", sent[1].At, reminder)
 
 	closes := h.closed()
 	require.Len(t, closes, 1)
 	assert.Equal(t, invID(), closes[0].In.InvitationID)
 	assert.Equal(t, 1, closes[0].In.Generation)
-	assert.Equal(t, string(workflows.StatusExpired), closes[0].In.Status)
+	assert.Equal(t, contract.StatusExpired, closes[0].In.Status)
 	assert.True(t, expiry.Equal(closes[0].At), "expired at %v, want creation+TTL = %v", closes[0].At, expiry)
 
 	assert.False(t, before.ReminderSent)
 	assert.True(t, after.ReminderSent)
-	assert.Equal(t, workflows.StatusPending, after.Status)
-	assert.Equal(t, workflows.StatusExpired, expired.Status)
+	assert.Equal(t, contract.StatusPending, after.Status)
+	assert.Equal(t, contract.StatusExpired, expired.Status)
 	assert.Equal(t, 1, expired.Generation)
 	assert.Contains(t, expired.WaitingFor, "renew or revoke")
 }
@@ -225,18 +227,18 @@ func TestNoReminderWhenReminderBeforeIsZero(t *testing.T) {
 	in := newInput()
 	in.Settings.ReminderBefore = 0
 	h.create()
-	var st workflows.State
+	var st contract.State
 	h.at(time.Hour, func() { st = h.state() })
 	h.cancelAt(settings.TTL + time.Hour)
 	h.run(in)
 	h.requireCancelled()
 
-	assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()))
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(h.emailsSent()))
 	assert.NotContains(t, st.WaitingFor, "Reminder")
 	closes := h.closed()
 	require.Len(t, closes, 1)
 	assert.True(t, expiry.Equal(closes[0].At))
-	assert.Equal(t, "expired", closes[0].In.Status)
+	assert.Equal(t, contract.StatusExpired, closes[0].In.Status)
 }
 
 // ---- resend and renew ----
@@ -244,17 +246,17 @@ func TestNoReminderWhenReminderBeforeIsZero(t *testing.T) {
 func TestResendRateLimitedThenSameLink(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	early := h.update(20*time.Second, workflows.UpdateResend)
-	resent := h.update(90*time.Second, workflows.UpdateResend)
-	again := h.update(100*time.Second, workflows.UpdateResend)
+	early := h.update(20*time.Second, contract.UpdateResend)
+	resent := h.update(90*time.Second, contract.UpdateResend)
+	again := h.update(100*time.Second, contract.UpdateResend)
 	h.cancelAt(settings.TTL + time.Hour)
 	h.run(newInput())
 	h.requireCancelled()
 
-	var details workflows.RateLimitDetails
-	require.NoError(t, early.rejected(t, workflows.ErrRateLimited).Details(&details))
+	var details contract.RateLimitDetails
+	require.NoError(t, early.rejected(t, contract.CodeRateLimited).Details(&details))
 	assert.Equal(t, 40*time.Second, details.RetryAfter, "retry after the rest of the 60 s interval")
-	require.NoError(t, again.rejected(t, workflows.ErrRateLimited).Details(&details))
+	require.NoError(t, again.rejected(t, contract.CodeRateLimited).Details(&details))
 	assert.Equal(t, 50*time.Second, details.RetryAfter)
 
 	st := resent.state(t)
@@ -264,8 +266,8 @@ func TestResendRateLimitedThenSameLink(t *testing.T) {
 	assert.True(t, expiry.Equal(st.ExpiresAt), "a resend does not move the expiry")
 
 	sent := h.emailsSent()
-	require.Equal(t, []string{"invite", "invite", "reminder"}, kinds(sent))
-	assert.Equal(t, email(activities.KindInvite, 1, 2), sent[1].In, "same generation (same link), next send number")
+	require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindInvite, contract.KindReminder}, kinds(sent))
+	assert.Equal(t, email(contract.KindInvite, 1, 2), sent[1].In, "same generation (same link), next send number")
 	assert.True(t, t0.Add(90*time.Second).Equal(sent[1].At))
 	assert.True(t, reminder.Equal(sent[2].At))
 	closes := h.closed()
@@ -276,34 +278,34 @@ func TestResendRateLimitedThenSameLink(t *testing.T) {
 func TestResendAndRenewRefusedInWrongState(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	renewPending := h.update(time.Hour, workflows.UpdateRenew)
-	resendExpired := h.update(settings.TTL+time.Hour, workflows.UpdateResend)
+	renewPending := h.update(time.Hour, contract.UpdateRenew)
+	resendExpired := h.update(settings.TTL+time.Hour, contract.UpdateResend)
 	h.cancelAt(settings.TTL + 2*time.Hour)
 	h.run(newInput())
 	h.requireCancelled()
 
-	renewPending.rejected(t, workflows.ErrInvalidState)
-	resendExpired.rejected(t, workflows.ErrInvalidState)
+	renewPending.rejected(t, contract.CodeInvalidState)
+	resendExpired.rejected(t, contract.CodeInvalidState)
 	assert.Empty(t, h.renews)
-	assert.Equal(t, []string{"invite", "reminder"}, kinds(h.emailsSent()))
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder}, kinds(h.emailsSent()))
 }
 
 func TestRenewRejectedWhenSeatsExhausted(t *testing.T) {
 	h := newHarness(t)
-	h.renewErr = temporal.NewNonRetryableApplicationError("no seat left", workflows.ErrSeatsExhausted, nil)
+	h.renewErr = temporal.NewNonRetryableApplicationError("no seat left", string(contract.CodeSeatsExhausted), nil)
 	h.create()
-	renewed := h.update(settings.TTL+time.Hour, workflows.UpdateRenew)
-	var st workflows.State
+	renewed := h.update(settings.TTL+time.Hour, contract.UpdateRenew)
+	var st contract.State
 	h.at(settings.TTL+2*time.Hour, func() { st = h.state() })
 	h.cancelAt(settings.TTL + 3*time.Hour)
 	h.run(newInput())
 	h.requireCancelled() // not continued as new
 
-	renewed.failed(t, workflows.ErrSeatsExhausted)
+	renewed.failed(t, contract.CodeSeatsExhausted)
 	require.Len(t, h.renews, 1, "a business error is not retried")
-	assert.Equal(t, workflows.StatusExpired, st.Status)
+	assert.Equal(t, contract.StatusExpired, st.Status)
 	assert.Equal(t, 1, st.Generation)
-	assert.Equal(t, []string{"invite", "reminder"}, kinds(h.emailsSent()))
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder}, kinds(h.emailsSent()))
 }
 
 // ---- accept, decline, revoke ----
@@ -311,11 +313,11 @@ func TestRenewRejectedWhenSeatsExhausted(t *testing.T) {
 func TestAcceptProvisionsUserAndCompletes(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	accepted := h.update(3*time.Hour, workflows.UpdateAccept, accept(1))
+	accepted := h.update(3*time.Hour, contract.UpdateAccept, accept(1))
 	h.run(newInput())
 
 	v := accepted.succeeded(t)
-	res, ok := v.(workflows.AcceptResult)
+	res, ok := v.(contract.AcceptResult)
 	require.True(t, ok, "accept answered %T", v)
 	assert.Equal(t, provisionedUserID, res.UserID)
 
@@ -324,11 +326,12 @@ func TestAcceptProvisionsUserAndCompletes(t *testing.T) {
 	assert.Equal(t, activities.ProvisionInput{InvitationID: invID(), Generation: 1, PasswordHash: passwordHash}, prov[0].In)
 
 	st := h.result()
-	assert.Equal(t, workflows.StatusAccepted, st.Status)
-	assert.Equal(t, provisionedUserID, st.UserID)
+	assert.Equal(t, contract.StatusAccepted, st.Status)
+	require.NotNil(t, st.UserID)
+	assert.Equal(t, provisionedUserID, *st.UserID)
 	sent := h.emailsSent()
-	require.Equal(t, []string{"invite", "welcome"}, kinds(sent))
-	assert.Equal(t, email(activities.KindWelcome, 1, 1), sent[1].In)
+	require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindWelcome}, kinds(sent))
+	assert.Equal(t, email(contract.KindWelcome, 1, 1), sent[1].In)
 	assert.Empty(t, h.closed(), "an accepted invitation is not closed as expired, revoked or declined")
 	assert.Equal(t, "accepted", h.sa("InvitationStatus"))
 }
@@ -338,17 +341,17 @@ func TestAcceptRefused(t *testing.T) {
 		name string
 		at   time.Duration
 		gen  int
-		typ  string
+		typ  contract.Code
 	}{
-		{"wrong generation", time.Hour, 2, workflows.ErrInvitationExpired},
-		{"generation 0", time.Hour, 0, workflows.ErrInvitationExpired},
-		{"after expiry", settings.TTL + time.Hour, 1, workflows.ErrInvitationExpired},
+		{"wrong generation", time.Hour, 2, contract.CodeInvitationExpired},
+		{"generation 0", time.Hour, 0, contract.CodeInvitationExpired},
+		{"after expiry", settings.TTL + time.Hour, 1, contract.CodeInvitationExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.create()
-			acc := h.update(tc.at, workflows.UpdateAccept, accept(tc.gen))
-			var st workflows.State
+			acc := h.update(tc.at, contract.UpdateAccept, accept(tc.gen))
+			var st contract.State
 			h.at(tc.at+time.Minute, func() { st = h.state() })
 			h.cancelAt(tc.at + 2*time.Minute)
 			h.run(newInput())
@@ -356,58 +359,58 @@ func TestAcceptRefused(t *testing.T) {
 
 			acc.rejected(t, tc.typ)
 			assert.Empty(t, h.provisioned())
-			assert.NotEqual(t, workflows.StatusAccepted, st.Status)
+			assert.NotEqual(t, contract.StatusAccepted, st.Status)
 		})
 	}
 }
 
 func TestAcceptFailsWithProvisioningBusinessError(t *testing.T) {
 	h := newHarness(t)
-	h.provisionErr = temporal.NewNonRetryableApplicationError("no seat left", workflows.ErrSeatsExhausted, nil)
+	h.provisionErr = temporal.NewNonRetryableApplicationError("no seat left", string(contract.CodeSeatsExhausted), nil)
 	h.create()
-	acc := h.update(time.Hour, workflows.UpdateAccept, accept(1))
-	var st workflows.State
+	acc := h.update(time.Hour, contract.UpdateAccept, accept(1))
+	var st contract.State
 	h.at(time.Hour+time.Minute, func() { st = h.state() })
 	h.cancelAt(2 * time.Hour)
 	h.run(newInput())
 	h.requireCancelled()
 
-	acc.failed(t, workflows.ErrSeatsExhausted)
+	acc.failed(t, contract.CodeSeatsExhausted)
 	assert.Len(t, h.provisioned(), 1, "a business error is not retried")
-	assert.Equal(t, workflows.StatusPending, st.Status, "the invitation stays pending")
-	assert.Empty(t, st.UserID)
-	assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()), "no welcome email")
+	assert.Equal(t, contract.StatusPending, st.Status, "the invitation stays pending")
+	assert.Nil(t, st.UserID)
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(h.emailsSent()), "no welcome email")
 }
 
 func TestAcceptAfterAcceptIsInvalidState(t *testing.T) {
 	h := newHarness(t)
-	h.emailDelay = map[string]time.Duration{activities.KindWelcome: 10 * time.Second}
+	h.emailDelay = map[contract.EmailKind]time.Duration{contract.KindWelcome: 10 * time.Second}
 	h.create()
-	first := h.update(time.Hour, workflows.UpdateAccept, accept(1))
+	first := h.update(time.Hour, contract.UpdateAccept, accept(1))
 	// The welcome email is still being sent: the workflow is open and accepted.
-	second := h.update(time.Hour+5*time.Second, workflows.UpdateAccept, accept(1))
+	second := h.update(time.Hour+5*time.Second, contract.UpdateAccept, accept(1))
 	h.run(newInput())
 
 	first.succeeded(t)
-	second.rejected(t, workflows.ErrInvalidState)
+	second.rejected(t, contract.CodeInvalidState)
 	assert.Len(t, h.provisioned(), 1)
-	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }
 
 func TestDeclineClosesAndCompletes(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	declined := h.update(2*time.Hour, workflows.UpdateDecline, workflows.DeclineRequest{Generation: 1})
+	declined := h.update(2*time.Hour, contract.UpdateDecline, contract.DeclineRequest{Generation: 1})
 	h.run(newInput())
 
-	assert.Equal(t, workflows.StatusDeclined, declined.state(t).Status)
+	assert.Equal(t, contract.StatusDeclined, declined.state(t).Status)
 	closes := h.closed()
 	require.Len(t, closes, 1)
-	assert.Equal(t, "declined", closes[0].In.Status)
+	assert.Equal(t, contract.StatusDeclined, closes[0].In.Status)
 	assert.Equal(t, 1, closes[0].In.Generation)
 	assert.True(t, t0.Add(2*time.Hour).Equal(closes[0].At))
-	assert.Equal(t, workflows.StatusDeclined, h.result().Status)
-	assert.Equal(t, []string{"invite"}, kinds(h.emailsSent()))
+	assert.Equal(t, contract.StatusDeclined, h.result().Status)
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(h.emailsSent()))
 	assert.Empty(t, h.provisioned())
 	assert.Equal(t, "declined", h.sa("InvitationStatus"))
 }
@@ -416,30 +419,30 @@ func TestDeclineAfterRevokeIsInvalidState(t *testing.T) {
 	h := newHarness(t)
 	h.closeDelay = 5 * time.Second // the revoke is still recording when the decline arrives
 	h.create()
-	revoked := h.update(time.Hour, workflows.UpdateRevoke, workflows.RevokeRequest{By: "portal-admin"})
-	declined := h.update(time.Hour+time.Second, workflows.UpdateDecline, workflows.DeclineRequest{Generation: 1})
+	revoked := h.update(time.Hour, contract.UpdateRevoke, contract.RevokeRequest{By: "portal-admin"})
+	declined := h.update(time.Hour+time.Second, contract.UpdateDecline, contract.DeclineRequest{Generation: 1})
 	h.run(newInput())
 
-	assert.Equal(t, workflows.StatusRevoked, revoked.state(t).Status)
-	declined.failed(t, workflows.ErrInvalidState)
+	assert.Equal(t, contract.StatusRevoked, revoked.state(t).Status)
+	declined.failed(t, contract.CodeInvalidState)
 	closes := h.closed()
 	require.Len(t, closes, 1, "only the revoke is recorded")
-	assert.Equal(t, "revoked", closes[0].In.Status)
-	assert.Equal(t, workflows.StatusRevoked, h.result().Status)
+	assert.Equal(t, contract.StatusRevoked, closes[0].In.Status)
+	assert.Equal(t, contract.StatusRevoked, h.result().Status)
 }
 
 func TestRevokePending(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	revoked := h.update(time.Hour, workflows.UpdateRevoke, workflows.RevokeRequest{By: "portal-admin"})
+	revoked := h.update(time.Hour, contract.UpdateRevoke, contract.RevokeRequest{By: "portal-admin"})
 	h.run(newInput())
 
-	assert.Equal(t, workflows.StatusRevoked, revoked.state(t).Status)
+	assert.Equal(t, contract.StatusRevoked, revoked.state(t).Status)
 	closes := h.closed()
 	require.Len(t, closes, 1)
-	assert.Equal(t, activities.CloseInput{InvitationID: invID(), Generation: 1, Status: "revoked", Detail: "revoked by portal-admin"}, closes[0].In)
+	assert.Equal(t, activities.CloseInput{InvitationID: invID(), Generation: 1, Status: contract.StatusRevoked, Detail: "revoked by portal-admin"}, closes[0].In)
 	assert.True(t, t0.Add(time.Hour).Equal(closes[0].At))
-	assert.Equal(t, workflows.StatusRevoked, h.result().Status)
+	assert.Equal(t, contract.StatusRevoked, h.result().Status)
 	assert.True(t, t0.Add(time.Hour).Equal(h.now()), "completes at once, without waiting for the expiry")
 	assert.Equal(t, "revoked", h.sa("InvitationStatus"))
 }
@@ -447,26 +450,26 @@ func TestRevokePending(t *testing.T) {
 func TestRevokeAfterExpiry(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	revoked := h.update(settings.TTL+24*time.Hour, workflows.UpdateRevoke, workflows.RevokeRequest{})
+	revoked := h.update(settings.TTL+24*time.Hour, contract.UpdateRevoke, contract.RevokeRequest{})
 	h.run(newInput())
 
-	assert.Equal(t, workflows.StatusRevoked, revoked.state(t).Status)
+	assert.Equal(t, contract.StatusRevoked, revoked.state(t).Status)
 	closes := h.closed()
 	require.Len(t, closes, 2)
-	assert.Equal(t, "expired", closes[0].In.Status)
-	assert.Equal(t, activities.CloseInput{InvitationID: invID(), Generation: 1, Status: "revoked", Detail: "revoked"}, closes[1].In)
-	assert.Equal(t, workflows.StatusRevoked, h.result().Status)
+	assert.Equal(t, contract.StatusExpired, closes[0].In.Status)
+	assert.Equal(t, activities.CloseInput{InvitationID: invID(), Generation: 1, Status: contract.StatusRevoked, Detail: "revoked"}, closes[1].In)
+	assert.Equal(t, contract.StatusRevoked, h.result().Status)
 }
 
 func TestRevokeAfterAcceptIsInvalidState(t *testing.T) {
 	h := newHarness(t)
-	h.emailDelay = map[string]time.Duration{activities.KindWelcome: 10 * time.Second}
+	h.emailDelay = map[contract.EmailKind]time.Duration{contract.KindWelcome: 10 * time.Second}
 	h.create()
-	h.update(time.Hour, workflows.UpdateAccept, accept(1))
-	revoked := h.update(time.Hour+5*time.Second, workflows.UpdateRevoke, workflows.RevokeRequest{By: "portal-admin"})
+	h.update(time.Hour, contract.UpdateAccept, accept(1))
+	revoked := h.update(time.Hour+5*time.Second, contract.UpdateRevoke, contract.RevokeRequest{By: "portal-admin"})
 	h.run(newInput())
 
-	revoked.rejected(t, workflows.ErrInvalidState)
+	revoked.rejected(t, contract.CodeInvalidState)
 	assert.Empty(t, h.closed())
-	assert.Equal(t, workflows.StatusAccepted, h.result().Status)
+	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }

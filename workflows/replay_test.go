@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -58,7 +60,7 @@ func historyFiles(t *testing.T) []string {
 
 func replayer(fn any) worker.WorkflowReplayer {
 	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: contract.WorkflowName})
 	return r
 }
 
@@ -79,9 +81,9 @@ func TestReplayRecordedHistories(t *testing.T) {
 // sleeps before doing anything else, as a careless edit might add, fails to replay every
 // recorded history.
 func TestReplayCatchesIncompatibleChange(t *testing.T) {
-	changed := func(ctx workflow.Context, in workflows.InvitationInput) (workflows.State, error) {
+	changed := func(ctx workflow.Context, in contract.InvitationInput) (contract.State, error) {
 		if err := workflow.Sleep(ctx, time.Second); err != nil {
-			return workflows.State{}, err
+			return contract.State{}, err
 		}
 		return workflows.Invitation(ctx, in)
 	}

@@ -62,9 +62,6 @@ type Config struct {
 	Security
 }
 
-// EmailTaskQueue is the task queue of the throttled email activities.
-func (c Config) EmailTaskQueue() string { return c.TemporalTaskQueue + "-email" }
-
 // Production reports whether the service runs with production safeguards.
 func (c Config) Production() bool { return c.Env == "production" }
 

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // temporalCLI finds the CLI the way `make test` provides it. A missing CLI fails the test rather
@@ -73,18 +73,14 @@ func TestStartTemporal(t *testing.T) {
 	}
 	// Every typed key the workflow upserts must be in the table the dev server registers.
 	for _, key := range []interface{ GetName() string }{
-		workflows.SearchStatus, workflows.SearchAccountID, workflows.SearchSubscriptionID, workflows.SearchApplication,
-		workflows.SearchGeneration, workflows.SearchDelivery, workflows.SearchEmailHash,
+		contract.SearchStatus, contract.SearchAccountID, contract.SearchSubscriptionID, contract.SearchApplication,
+		contract.SearchGeneration, contract.SearchDelivery, contract.SearchEmailHash,
 	} {
-		if _, ok := workflows.SearchAttributeTypes[key.GetName()]; !ok {
+		if _, ok := contract.SearchAttributeTypes()[key.GetName()]; !ok {
 			t.Errorf("search attribute %s is upserted by the workflow but not registered", key.GetName())
 		}
 	}
-	for name, typ := range workflows.SearchAttributeTypes {
-		want, err := enumspb.IndexedValueTypeFromString(typ)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for name, want := range contract.SearchAttributeTypes() {
 		if got, ok := resp.GetCustomAttributes()[name]; !ok || got != want {
 			t.Errorf("search attribute %s: registered=%v type=%v, want %v", name, ok, got, want)
 		}

@@ -21,7 +21,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
-	"github.com/onboarding-service/onboarding/workflows"
+	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 // TemporalCLIVersion is the pinned Temporal CLI, whose dev server (Server 1.29.1) the service is
@@ -225,8 +225,9 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 	if opts.Namespace != "default" {
 		args = append(args, "--namespace", opts.Namespace)
 	}
-	for _, name := range slices.Sorted(maps.Keys(workflows.SearchAttributeTypes)) {
-		args = append(args, "--search-attribute", name+"="+workflows.SearchAttributeTypes[name])
+	types := contract.SearchAttributeTypes()
+	for _, name := range slices.Sorted(maps.Keys(types)) {
+		args = append(args, "--search-attribute", name+"="+types[name].String())
 	}
 	for _, kv := range temporalDynamicConfig {
 		args = append(args, "--dynamic-config-value", kv)

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
@@ -19,7 +22,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // The browser tests drive Debian's headless Chromium through the DevTools protocol (chromedp):
@@ -437,15 +439,15 @@ func (tb *tab) cspClean() {
 }
 
 // workflowState queries the invitation workflow's state query.
-func workflowState(t *testing.T, invitationID string) workflows.State {
+func workflowState(t *testing.T, invitationID string) contract.State {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := stack.Temporal.QueryWorkflow(ctx, workflows.InvitationWorkflowID(invitationID), "", workflows.QueryState)
+	v, err := stack.Temporal.QueryWorkflow(ctx, contract.InvitationWorkflowID(uuid.MustParse(invitationID)), "", contract.QueryState)
 	if err != nil {
 		t.Fatalf("querying the workflow of %s: %v", invitationID, err)
 	}
-	var st workflows.State
+	var st contract.State
 	if err := v.Get(&st); err != nil {
 		t.Fatal(err)
 	}

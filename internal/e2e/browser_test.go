@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // The invitee's page in a real browser, on the real stack: each test drives Chromium through a
@@ -84,7 +84,7 @@ func TestBrowserNewUserAccepts(t *testing.T) {
 		t.Fatalf("after accepting, Postgres holds %+v", db)
 	}
 	st := workflowState(t, inv.ID)
-	if st.Status != workflows.StatusAccepted || st.UserID != *db.UserID {
+	if st.Status != contract.StatusAccepted || st.UserID == nil || st.UserID.String() != *db.UserID {
 		t.Fatalf("workflow state %+v, want accepted by %s", st, *db.UserID)
 	}
 	if types := eventTypes(t, inv.ID); !slices.Contains(types, "accepted") {
@@ -132,7 +132,7 @@ func TestBrowserNoScript(t *testing.T) {
 	if db.Status != "accepted" || db.Users != 1 || !strings.HasPrefix(db.PasswordHash, "$argon2id$") || db.Seats != 1 {
 		t.Fatalf("after accepting without script, Postgres holds %+v", db)
 	}
-	if st := workflowState(t, inv.ID); st.Status != workflows.StatusAccepted {
+	if st := workflowState(t, inv.ID); st.Status != contract.StatusAccepted {
 		t.Fatalf("workflow state %+v", st)
 	}
 }
@@ -169,7 +169,7 @@ func TestBrowserExistingUserAccepts(t *testing.T) {
 	if err := stack.Store.Pool.QueryRow(t.Context(), `select count(*) from memberships where user_id = $1`, userID).Scan(&memberships); err != nil || memberships != 2 {
 		t.Fatalf("the user has %d memberships (err %v), want one per account", memberships, err)
 	}
-	if st := workflowState(t, inv.ID); st.Status != workflows.StatusAccepted || st.UserID != userID {
+	if st := workflowState(t, inv.ID); st.Status != contract.StatusAccepted || st.UserID == nil || st.UserID.String() != userID {
 		t.Fatalf("workflow state %+v", st)
 	}
 }
@@ -200,7 +200,7 @@ func TestBrowserDecline(t *testing.T) {
 	if db.Status != "declined" || db.Users != 0 || db.SeatsReserved != 0 || db.SeatsUsed != 0 {
 		t.Fatalf("after declining, Postgres holds %+v", db)
 	}
-	if st := workflowState(t, inv.ID); st.Status != workflows.StatusDeclined {
+	if st := workflowState(t, inv.ID); st.Status != contract.StatusDeclined {
 		t.Fatalf("workflow state %+v", st)
 	}
 	if types := eventTypes(t, inv.ID); !slices.Contains(types, "declined") {
@@ -245,7 +245,7 @@ func TestBrowserExpiredRequestsRenewal(t *testing.T) {
 		t.Errorf("events %v lack renewal_requested", types)
 	}
 	st := workflowState(t, inv.ID)
-	if st.Status != workflows.StatusExpired || st.RenewalRequestedAt.IsZero() {
+	if st.Status != contract.StatusExpired || st.RenewalRequestedAt.IsZero() {
 		t.Fatalf("workflow state %+v: want expired with the request's time", st)
 	}
 

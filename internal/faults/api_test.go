@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // createOutcome is what a portal's create call for one person came to.
@@ -166,7 +166,7 @@ func TestAPIRestartMidTraffic(t *testing.T) {
 		if status != "pending" {
 			t.Errorf("invitation %s is %s, want pending", id, status)
 		}
-		if got := searchKeyword(t, env.tc, wfID(id), workflows.SearchStatus); got != status {
+		if got := searchKeyword(t, env.tc, wfID(id), contract.SearchStatus); got != status {
 			t.Errorf("invitation %s: row %s, workflow %q", id, status, got)
 		}
 	}
@@ -176,7 +176,7 @@ func TestAPIRestartMidTraffic(t *testing.T) {
 	})
 	for id, status := range listWorkflows(t, env.tc, fmt.Sprintf(`AccountId = %q`, f.AccountID)) {
 		invID := id[len("invitation:"):]
-		if rows[invID] == "" && status != string(workflows.StatusRejected) {
+		if rows[invID] == "" && status != string(contract.StatusRejected) {
 			t.Errorf("workflow %s is %q but has no invitation row", id, status)
 		}
 	}
@@ -208,7 +208,7 @@ func listWorkflows(t *testing.T, c client.Client, query string) map[string]strin
 		for _, e := range res.GetExecutions() {
 			id := e.GetExecution().GetWorkflowId()
 			var status string
-			if p := e.GetSearchAttributes().GetIndexedFields()[workflows.SearchStatus.GetName()]; p != nil {
+			if p := e.GetSearchAttributes().GetIndexedFields()[contract.SearchStatus.GetName()]; p != nil {
 				_ = converter.GetDefaultDataConverter().FromPayload(p, &status)
 			}
 			if _, seen := out[id]; !seen || e.GetCloseTime() == nil {

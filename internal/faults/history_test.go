@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
+	"github.com/onboarding-service/onboarding/workflows/contract"
 
-	"github.com/onboarding-service/onboarding/workflows"
+	enumspb "go.temporal.io/api/enums/v1"
 )
 
 // historyBound is the most events one run of an invitation's workflow may hold: the workflow
@@ -71,7 +71,7 @@ func TestBoundedHistory(t *testing.T) {
 			t.Fatalf("%d emails with %d distinct keys, want 201 of each", emailsTo(email, "invited you"), len(keys))
 		}
 		st := queryState(t, inv.ID)
-		if st.Sends != 201 || st.Generation != 1 || st.Status != workflows.StatusPending {
+		if st.Sends != 201 || st.Generation != 1 || st.Status != contract.StatusPending {
 			t.Fatalf("workflow state after 200 resends: %+v", st)
 		}
 		rs := checkRuns(t, inv.ID)
@@ -140,7 +140,7 @@ func checkRuns(t *testing.T, id string) []run {
 			t.Errorf("run %d of %s ended with %s, want continued as new", i+1, id, last.GetEventType())
 		}
 		if i > 0 {
-			var in workflows.InvitationInput
+			var in contract.InvitationInput
 			p := r.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
 			if err := dataConverter.FromPayloads(p, &in); err != nil || in.Carried == nil {
 				t.Errorf("run %d of %s started without the carried state (%v)", i+1, id, err)
@@ -152,15 +152,15 @@ func checkRuns(t *testing.T, id string) []run {
 }
 
 // queryState asks the invitation's workflow for its state (a closed one answers too).
-func queryState(t *testing.T, id string) workflows.State {
+func queryState(t *testing.T, id string) contract.State {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	v, err := env.tc.QueryWorkflow(ctx, wfID(id), "", workflows.QueryState)
+	v, err := env.tc.QueryWorkflow(ctx, wfID(id), "", contract.QueryState)
 	if err != nil {
 		t.Fatalf("query state of %s: %v", id, err)
 	}
-	var st workflows.State
+	var st contract.State
 	if err := v.Get(&st); err != nil {
 		t.Fatal(err)
 	}

@@ -16,13 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/internal/store/migrations"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
 	"github.com/onboarding-service/onboarding/internal/resendtest"
-	"github.com/onboarding-service/onboarding/internal/store"
 )
 
 // record makes TestRecordHistories write what it recorded into workflows/testdata/histories.
@@ -106,12 +107,12 @@ func setUp(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := store.EnsureDatabase(ctx, s.dbURL); err != nil {
+	if err := migrations.EnsureDatabase(ctx, s.dbURL); err != nil {
 		<-built
 		return 0, fmt.Errorf("postgres (run `make test`, which starts it): %w", err)
 	}
-	defer func() { _ = store.DropDatabase(context.Background(), s.dbURL) }()
-	if err := store.Migrate(ctx, s.dbURL); err != nil {
+	defer func() { _ = migrations.DropDatabase(context.Background(), s.dbURL) }()
+	if err := migrations.Apply(ctx, s.dbURL); err != nil {
 		<-built
 		return 0, err
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -128,8 +130,8 @@ func TestRecordHistories(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			h, err := env.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-				WorkflowID: wfID(inv.ID), UpdateName: workflows.UpdateRequestRenewal,
-				Args: []any{workflows.RenewalRequest{Generation: 1}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+				WorkflowID: wfID(inv.ID), UpdateName: contract.UpdateRequestRenewal,
+				Args: []any{contract.RenewalRequest{Generation: 1}}, WaitForStage: client.WorkflowUpdateStageCompleted,
 			})
 			if err == nil {
 				err = h.Get(ctx, nil)
@@ -155,7 +157,7 @@ func TestRecordHistories(t *testing.T) {
 				uuid.MustParse(f.AccountID), key).Scan(&id); err != nil {
 				t.Fatal(err)
 			}
-			if got := searchKeyword(t, env.tc, wfID(id.String()), workflows.SearchStatus); got != string(workflows.StatusRejected) {
+			if got := searchKeyword(t, env.tc, wfID(id.String()), contract.SearchStatus); got != string(contract.StatusRejected) {
 				t.Fatalf("the refused create's workflow is %q, want rejected", got)
 			}
 			return id.String()
@@ -227,7 +229,7 @@ func TestRecordHistories(t *testing.T) {
 // replay replays a history against the current workflow code.
 func replay(h *historypb.History) error {
 	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
 	return r.ReplayWorkflowHistory(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)), h)
 }
 

@@ -7,18 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 
 	"github.com/onboarding-service/onboarding/activities"
 	"github.com/onboarding-service/onboarding/internal/resendtest"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // Resend faults, injected by the fake Resend for one recipient at a time.
 
 // inviteKey is the Idempotency-Key of an invitation's first invite email.
 func inviteKey(id string) string {
-	return activities.SendEmailInput{InvitationID: uuid.MustParse(id), Generation: 1, Kind: activities.KindInvite, Seq: 1}.IdempotencyKey()
+	return activities.SendEmailInput{InvitationID: uuid.MustParse(id), Generation: 1, Kind: contract.KindInvite, Seq: 1}.IdempotencyKey()
 }
 
 // attemptsFor returns the fake Resend's requests for the emails to addr (recorded by the fault
@@ -169,7 +170,7 @@ func TestResendRejected(t *testing.T) {
 		t.Fatalf("invitation %+v: want pending with one email_failed event", got)
 	}
 	eventually(t, 10*time.Second, "the DeliveryStatus search attribute to say failed", func() bool {
-		return searchKeyword(t, env.tc, wfID(inv.ID), workflows.SearchDelivery) == "failed"
+		return searchKeyword(t, env.tc, wfID(inv.ID), contract.SearchDelivery) == "failed"
 	})
 	if n := emailsTo(email, ""); n != 0 {
 		t.Fatalf("%d emails delivered to a rejected address", n)
@@ -192,7 +193,7 @@ func TestResendRejected(t *testing.T) {
 		return got.Delivery != nil && got.Delivery.Status == "sent"
 	})
 	eventually(t, 10*time.Second, "the new invitation's DeliveryStatus search attribute", func() bool {
-		return searchKeyword(t, env.tc, wfID(again.ID), workflows.SearchDelivery) == "sent"
+		return searchKeyword(t, env.tc, wfID(again.ID), contract.SearchDelivery) == "sent"
 	})
 	svc.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *again.InviteURL))).expect(t, 200)
 	checkProvisionedOnce(t, svc, f, again.ID, email)

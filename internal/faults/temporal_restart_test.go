@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // TestTemporalRestart stops the Temporal dev server (its own, on a SQLite file) with
@@ -140,17 +141,17 @@ func TestTemporalRestart(t *testing.T) {
 	long.invitee().do(t, "GET", "/v1/invitations/preview?token="+tokenOf(t, *b.InviteURL), nil).expectProblem(t, 410, "invitation_expired")
 
 	// Every workflow survived, in the state Postgres shows.
-	for id, want := range map[string]workflows.Status{a.ID: workflows.StatusExpired, b.ID: workflows.StatusExpired, cInv.ID: workflows.StatusAccepted} {
+	for id, want := range map[string]contract.Status{a.ID: contract.StatusExpired, b.ID: contract.StatusExpired, cInv.ID: contract.StatusAccepted} {
 		info := describe(t, tc, wfID(id))
 		wantRun := enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-		if want == workflows.StatusAccepted {
+		if want == contract.StatusAccepted {
 			wantRun = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
 		}
 		if info.GetStatus() != wantRun {
 			t.Errorf("workflow of %s is %s, want %s", id, info.GetStatus(), wantRun)
 		}
 		eventually(t, 10*time.Second, "search attribute of "+id, func() bool {
-			return searchKeyword(t, tc, wfID(id), workflows.SearchStatus) == string(want)
+			return searchKeyword(t, tc, wfID(id), contract.SearchStatus) == string(want)
 		})
 	}
 	if err := seatsOf(t, f).consistent(); err != nil {

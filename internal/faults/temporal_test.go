@@ -5,14 +5,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
-
-	"github.com/onboarding-service/onboarding/workflows"
 )
 
 // Temporal helpers: what the dev server knows of an invitation's workflow.
@@ -21,7 +22,9 @@ import (
 var dataConverter = converter.GetDefaultDataConverter()
 
 // wfID is the workflow ID of an invitation.
-func wfID(invitationID string) string { return workflows.InvitationWorkflowID(invitationID) }
+func wfID(invitationID string) string {
+	return contract.InvitationWorkflowID(uuid.MustParse(invitationID))
+}
 
 // history returns the events of one run (runID "" is the latest).
 func history(t *testing.T, c client.Client, workflowID, runID string) []*historypb.HistoryEvent {

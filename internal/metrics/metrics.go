@@ -6,6 +6,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -55,14 +57,6 @@ func NewBusiness(reg prometheus.Registerer) *Business {
 	}
 }
 
-// Outcomes of an invitation.
-const (
-	OutcomeAccepted = "accepted"
-	OutcomeDeclined = "declined"
-	OutcomeRevoked  = "revoked"
-	OutcomeExpired  = "expired"
-)
-
 // InvitationCreated counts a recorded invitation.
 func (b *Business) InvitationCreated() {
 	if b != nil {
@@ -70,10 +64,10 @@ func (b *Business) InvitationCreated() {
 	}
 }
 
-// InvitationCompleted counts an outcome.
-func (b *Business) InvitationCompleted(outcome string) {
+// InvitationCompleted counts an outcome: the status the invitation closed with.
+func (b *Business) InvitationCompleted(outcome contract.Status) {
 	if b != nil {
-		b.completed.WithLabelValues(outcome).Inc()
+		b.completed.WithLabelValues(string(outcome)).Inc()
 	}
 }
 
@@ -85,16 +79,16 @@ func (b *Business) SeatRefused(action string) {
 }
 
 // Email counts one send attempt.
-func (b *Business) Email(kind, result string) {
+func (b *Business) Email(kind contract.EmailKind, result string) {
 	if b != nil {
-		b.emails.WithLabelValues(kind, result).Inc()
+		b.emails.WithLabelValues(string(kind), result).Inc()
 	}
 }
 
 // Accepted records an acceptance, firstSent being when the first invite went out.
 func (b *Business) Accepted(firstSent time.Time, provisioning time.Duration) {
 	if b != nil {
-		b.completed.WithLabelValues(OutcomeAccepted).Inc()
+		b.completed.WithLabelValues(string(contract.StatusAccepted)).Inc()
 		b.acceptance.Observe(time.Since(firstSent).Seconds())
 		b.provisioning.Observe(provisioning.Seconds())
 	}

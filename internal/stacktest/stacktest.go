@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onboarding-service/onboarding/internal/store/migrations"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
@@ -105,14 +107,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if s.DBURL, err = databaseURL(os.Getenv("DATABASE_URL"), opts.Name); err != nil {
 		return nil, err
 	}
-	if err := store.EnsureDatabase(ctx, s.DBURL); err != nil {
+	if err := migrations.EnsureDatabase(ctx, s.DBURL); err != nil {
 		return nil, fmt.Errorf("postgres (run `make test`, which starts it): %w", err)
 	}
 	if err := dropAbandoned(ctx, s.DBURL); err != nil {
 		return nil, fmt.Errorf("dropping abandoned test databases: %w", err)
 	}
-	s.defer_(func() { _ = store.DropDatabase(context.Background(), s.DBURL) })
-	if err := store.Migrate(ctx, s.DBURL); err != nil {
+	s.defer_(func() { _ = migrations.DropDatabase(context.Background(), s.DBURL) })
+	if err := migrations.Apply(ctx, s.DBURL); err != nil {
 		return nil, err
 	}
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/onboarding-service/onboarding/internal/store/migrations"
+
 	"github.com/onboarding-service/onboarding/internal/store"
 )
 
@@ -23,10 +25,10 @@ func TestDropAbandoned(t *testing.T) {
 	u.Path = fmt.Sprintf("/onboarding_sweep_p%d_%s", 4194305+1, RandomHex(6))
 	dead := u.String()
 	for _, db := range []string{live, dead} {
-		if err := store.EnsureDatabase(ctx, db); err != nil {
+		if err := migrations.EnsureDatabase(ctx, db); err != nil {
 			t.Fatalf("postgres (make test starts it): %v", err)
 		}
-		t.Cleanup(func() { _ = store.DropDatabase(context.Background(), db) })
+		t.Cleanup(func() { _ = migrations.DropDatabase(context.Background(), db) })
 	}
 	if err := dropAbandoned(ctx, live); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -12,12 +14,12 @@ import (
 type Email struct {
 	IdempotencyKey string
 	InvitationID   uuid.UUID
-	Kind           string
+	Kind           contract.EmailKind
 	Recipient      string
 	Subject        string
 	HTML           string
 	Text           string
-	Status         string
+	Status         contract.DeliveryStatus
 	Error          string
 	ProviderID     string
 }
@@ -59,7 +61,7 @@ func (s *Store) GetEmail(ctx context.Context, key string) (Email, error) {
 }
 
 // FinishEmail records the outcome of a send and the matching event in the invitation's story.
-func (s *Store) FinishEmail(ctx context.Context, key, status, providerID, errMsg string) error {
+func (s *Store) FinishEmail(ctx context.Context, key string, status contract.DeliveryStatus, providerID, errMsg string) error {
 	return s.InTx(ctx, func(tx pgx.Tx) error {
 		var invitationID uuid.UUID
 		var kind, recipient string
@@ -72,11 +74,11 @@ func (s *Store) FinishEmail(ctx context.Context, key, status, providerID, errMsg
 			return err
 		}
 		typ, detail := "email_sent", kind+" email sent"
-		if status == "failed" {
+		if status == contract.DeliveryFailed {
 			typ, detail = "email_failed", kind+" email failed: "+errMsg
 		}
 		_, err = tx.Exec(ctx, `insert into invitation_events (invitation_id, type, detail, dedupe_key)
-			values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`, invitationID, typ, detail, key+":"+status)
+			values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`, invitationID, typ, detail, key+":"+string(status))
 		return err
 	})
 }

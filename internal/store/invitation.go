@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -12,29 +14,17 @@ import (
 // Invitation is one row of the invitation read model, joined with what the portal and the
 // emails show about it.
 type Invitation struct {
-	ID             uuid.UUID
-	AccountID      uuid.UUID
-	AccountName    string
-	SubscriptionID uuid.UUID
-	Subscription   string // the subscription's name
-	Application    string
-	Role           string
-	GroupIDs       []uuid.UUID
-	UserID         *uuid.UUID
-	Email          string
-	FirstName      string
-	LastName       string
-	Phone          string
-	InviterName    string
-	InviterEmail   string
-	Status         string
-	Generation     int
-	ExpiresAt      time.Time
-	Sends          int
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// NewInvitation is what the create recorded; ExpiresAt is the current generation's.
+	NewInvitation
+	AccountName  string
+	Subscription string // the subscription's name
+	Status       contract.Status
+	Generation   int
+	Sends        int
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 	// Delivery of the latest email; DeliveryStatus is "" when none was attempted yet.
-	DeliveryStatus string
+	DeliveryStatus contract.DeliveryStatus
 	DeliveryError  string
 }
 

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -29,9 +31,10 @@ func (e *DuplicateInvitationError) Error() string {
 	return fmt.Sprintf("a pending invitation for this email and account exists: %s", e.ExistingID)
 }
 
-// NewInvitation is what CreateInvitation records.
+// NewInvitation is what CreateInvitation records: the invitation's row as the workflow's
+// create activity hands it over (hence the JSON name of ID, which the activity's input always had).
 type NewInvitation struct {
-	ID             uuid.UUID
+	ID             uuid.UUID `json:"InvitationID"`
 	AccountID      uuid.UUID
 	SubscriptionID uuid.UUID
 	Application    string
@@ -82,7 +85,7 @@ func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) (created 
 		if err != nil {
 			return err
 		}
-		return addEvent(ctx, tx, n.ID, "created", 1, fmt.Sprintf("invited as %s; link valid until %s", n.Role, n.ExpiresAt.UTC().Format(time.RFC3339)))
+		return addEvent(ctx, tx, n.ID, contract.EventCreated, 1, fmt.Sprintf("invited as %s; link valid until %s", n.Role, n.ExpiresAt.UTC().Format(time.RFC3339)))
 	})
 	if errors.Is(err, errPendingExists) {
 		return false, s.duplicateOf(ctx, n.AccountID, n.Email)
@@ -141,7 +144,7 @@ func releaseSeat(ctx context.Context, tx pgx.Tx, subscriptionID uuid.UUID) error
 }
 
 type lockedInvitation struct {
-	status         string
+	status         contract.Status
 	generation     int
 	accountID      uuid.UUID
 	subscriptionID uuid.UUID
@@ -170,11 +173,11 @@ func lockInvitation(ctx context.Context, tx pgx.Tx, id uuid.UUID) (lockedInvitat
 // CloseInvitation moves generation's invitation to expired, revoked or declined, releasing the
 // seat a pending invitation held. Repeating a close that already happened is not an error;
 // changed says whether this call made the change.
-func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to, detail string) (changed bool, err error) {
-	allowed := map[string][]string{
-		"expired":  {"pending"},
-		"declined": {"pending"},
-		"revoked":  {"pending", "expired"},
+func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation int, to contract.Status, detail string) (changed bool, err error) {
+	allowed := map[contract.Status][]contract.Status{
+		contract.StatusExpired:  {contract.StatusPending},
+		contract.StatusDeclined: {contract.StatusPending},
+		contract.StatusRevoked:  {contract.StatusPending, contract.StatusExpired},
 	}[to]
 	if allowed == nil {
 		return false, fmt.Errorf("close to %q: not a closing status", to)
@@ -193,7 +196,7 @@ func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation in
 		if !slices.Contains(allowed, inv.status) {
 			return ErrInvalidState
 		}
-		if inv.status == "pending" {
+		if inv.status == contract.StatusPending {
 			if err := releaseSeat(ctx, tx, inv.subscriptionID); err != nil {
 				return err
 			}
@@ -202,7 +205,7 @@ func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation in
 			return err
 		}
 		changed = true
-		return addEvent(ctx, tx, id, to, generation, detail)
+		return addEvent(ctx, tx, id, string(to), generation, detail)
 	})
 	return changed && err == nil, err
 }
@@ -216,10 +219,10 @@ func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation in
 		if inv, err = lockInvitation(ctx, tx, id); err != nil {
 			return err
 		}
-		if inv.generation == generation && inv.status == "pending" {
+		if inv.generation == generation && inv.status == contract.StatusPending {
 			return nil // a retry of a renewal that committed
 		}
-		if inv.generation != generation-1 || inv.status != "expired" {
+		if inv.generation != generation-1 || inv.status != contract.StatusExpired {
 			return ErrInvalidState
 		}
 		// The person may have joined through another invitation since this one expired.
@@ -237,7 +240,7 @@ func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation in
 		if err != nil {
 			return err
 		}
-		return addEvent(ctx, tx, id, "renewed", generation, "new link valid until "+expiresAt.UTC().Format(time.RFC3339))
+		return addEvent(ctx, tx, id, contract.EventRenewed, generation, "new link valid until "+expiresAt.UTC().Format(time.RFC3339))
 	})
 	if errors.Is(err, errPendingExists) {
 		return s.duplicateOf(ctx, inv.accountID, inv.email)
@@ -256,14 +259,14 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 		if err != nil {
 			return err
 		}
-		if inv.status == "accepted" && inv.userID != nil {
+		if inv.status == contract.StatusAccepted && inv.userID != nil {
 			userID = *inv.userID
 			return nil
 		}
 		if inv.generation != generation {
 			return ErrSuperseded
 		}
-		if inv.status != "pending" {
+		if inv.status != contract.StatusPending {
 			return ErrInvalidState
 		}
 		if userID, err = ensureUser(ctx, tx, id, inv, passwordHash); err != nil {
@@ -298,7 +301,7 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 			where i.id = $1 group by i.created_at`, id).Scan(&p.FirstSentAt); err != nil {
 			return err
 		}
-		return addEvent(ctx, tx, id, "accepted", generation, "user "+userID.String()+" joined as "+inv.role)
+		return addEvent(ctx, tx, id, string(contract.StatusAccepted), generation, "user "+userID.String()+" joined as "+inv.role)
 	})
 	p.UserID = userID
 	if err != nil {
@@ -362,7 +365,7 @@ func (s *Store) DiscardInvitation(ctx context.Context, id uuid.UUID) error {
 		if err != nil {
 			return err
 		}
-		if inv.status != "pending" || inv.generation != 1 {
+		if inv.status != contract.StatusPending || inv.generation != 1 {
 			return ErrInvalidState
 		}
 		if err := releaseSeat(ctx, tx, inv.subscriptionID); err != nil {

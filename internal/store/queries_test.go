@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onboarding-service/onboarding/internal/store/migrations"
+
 	"github.com/google/uuid"
 )
 
@@ -33,11 +35,11 @@ func catalogTestStore(t *testing.T) *Store {
 	dbURL := u.String()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := EnsureDatabase(ctx, dbURL); err != nil {
+	if err := migrations.EnsureDatabase(ctx, dbURL); err != nil {
 		t.Fatalf("no Postgres for store tests (make test starts it): %v", err)
 	}
-	t.Cleanup(func() { _ = DropDatabase(context.Background(), dbURL) })
-	if err := Migrate(ctx, dbURL); err != nil {
+	t.Cleanup(func() { _ = migrations.DropDatabase(context.Background(), dbURL) })
+	if err := migrations.Apply(ctx, dbURL); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Open(ctx, dbURL)

@@ -10,23 +10,16 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/onboarding-service/onboarding/workflows"
+	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
-// RegisterSearchAttributes makes sure every attribute of workflows.SearchAttributeTypes is
+// RegisterSearchAttributes makes sure every attribute of contract.SearchAttributeTypes is
 // registered on namespace with its type, adding the missing ones; it returns their names. It is
 // idempotent, so deployments run it at every release (`onboarding-worker
 // register-search-attributes`). An attribute registered with another type is an error: that
 // needs a person to decide.
 func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) ([]string, error) {
-	want := make(map[string]enums.IndexedValueType, len(workflows.SearchAttributeTypes))
-	for name, typ := range workflows.SearchAttributeTypes {
-		v, err := enums.IndexedValueTypeFromString(typ)
-		if err != nil {
-			return nil, fmt.Errorf("search attribute %s: %w", name, err)
-		}
-		want[name] = v
-	}
+	want := contract.SearchAttributeTypes()
 	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
 		return nil, err

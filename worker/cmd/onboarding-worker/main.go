@@ -14,10 +14,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/onboarding-service/onboarding/internal/store/migrations"
+
 	"github.com/onboarding-service/onboarding/internal/config"
 	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/logging"
-	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
 	"github.com/onboarding-service/onboarding/worker"
 )
@@ -39,8 +40,8 @@ func main() {
 		}
 		err = worker.Run(ctx, cfg, logger)
 	case "migrate":
-		if err = store.EnsureDatabase(ctx, cfg.DatabaseURL); err == nil {
-			err = store.Migrate(ctx, cfg.DatabaseURL)
+		if err = migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err == nil {
+			err = migrations.Apply(ctx, cfg.DatabaseURL)
 		}
 		if err == nil {
 			logger.Info("migrations applied")

@@ -27,9 +27,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onboarding-service/onboarding/internal/store/migrations"
+
 	"github.com/onboarding-service/onboarding/internal/config"
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/internal/store"
 )
 
 const (
@@ -123,10 +124,10 @@ func run(ctx context.Context, stopSignals func()) error {
 	workerMetricsURL += "/metrics"
 
 	say("preparing database %s", redactedURL(cfg.DatabaseURL))
-	if err := store.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+	if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return fmt.Errorf("%w (is Postgres running? `make postgres` starts it)", err)
 	}
-	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := migrations.Apply(ctx, cfg.DatabaseURL); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 

@@ -1,0 +1,127 @@
+package contract
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Settings are the lifecycle durations, fixed per invitation when it starts.
+type Settings struct {
+	TTL               time.Duration
+	ReminderBefore    time.Duration
+	ResendMinInterval time.Duration
+}
+
+// Person names an inviter.
+type Person struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+// InvitationInput starts an invitation workflow: the invitation as the API validated it, with
+// the names its emails show. It holds no secret: links are recomputed from the invitation id
+// and generation by the email activity.
+type InvitationInput struct {
+	InvitationID     uuid.UUID
+	AccountID        uuid.UUID
+	AccountName      string
+	SubscriptionID   uuid.UUID
+	SubscriptionName string
+	Application      string
+	Role             string
+	GroupIDs         []uuid.UUID
+	UserID           *uuid.UUID `json:",omitempty"` // an existing user, or nil for a new person
+	Email            string
+	FirstName        string
+	LastName         string
+	Phone            string
+	Inviter          Person
+	Settings         Settings
+	// EmailHash is the keyed hash of Email for the InviteeEmailHash search attribute.
+	EmailHash string
+	// Carried is set when the workflow continues as new; nil on the first run.
+	Carried *State
+}
+
+// UnmarshalJSON reads the input as every version wrote it: runs started before the ids were
+// typed spell "no user" as "UserID": "", which a *uuid.UUID does not accept.
+func (in *InvitationInput) UnmarshalJSON(data []byte) error {
+	type plain InvitationInput
+	var v struct {
+		plain
+		UserID *string
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*in = InvitationInput(v.plain)
+	in.UserID = nil
+	if v.UserID != nil && *v.UserID != "" {
+		id, err := uuid.Parse(*v.UserID)
+		if err != nil {
+			return err
+		}
+		in.UserID = &id
+	}
+	return nil
+}
+
+// Delivery describes the latest email.
+type Delivery struct {
+	Status DeliveryStatus `json:"status"`
+	Error  string         `json:"error,omitempty"`
+}
+
+// State is what the `state` query returns and every update answers with.
+type State struct {
+	InvitationID uuid.UUID `json:"invitation_id"`
+	Status       Status    `json:"status"`
+	Generation   int       `json:"generation"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	Sends        int       `json:"sends"`
+	LastSentAt   time.Time `json:"last_sent_at"`
+	// InviteSent and ReminderSent say whether this generation's invite and reminder went out.
+	InviteSent   bool `json:"invite_sent"`
+	ReminderSent bool `json:"reminder_sent"`
+	// RenewalRequestedAt is when the invitee last asked for a new invitation.
+	RenewalRequestedAt time.Time  `json:"renewal_requested_at,omitempty"`
+	Delivery           Delivery   `json:"delivery"`
+	UserID             *uuid.UUID `json:"user_id,omitempty"`
+	// WaitingFor says in words what the workflow waits for, and until when.
+	WaitingFor string `json:"waiting_for"`
+}
+
+// AcceptRequest is the accept update's argument. The password arrives hashed: the plaintext
+// never leaves the API process.
+type AcceptRequest struct {
+	Generation   int
+	PasswordHash string
+}
+
+// AcceptResult is the accept update's answer.
+type AcceptResult struct {
+	UserID uuid.UUID `json:"user_id"`
+}
+
+// DeclineRequest is the decline update's argument: the generation named by the invitee's link.
+type DeclineRequest struct {
+	Generation int
+}
+
+// RenewalRequest is the request_renewal update's argument: the generation of the invitee's
+// (expired) link.
+type RenewalRequest struct {
+	Generation int
+}
+
+// RevokeRequest is the revoke update's argument.
+type RevokeRequest struct {
+	By string // who revoked (the API token's name), for the story in the UI
+}
+
+// RateLimitDetails rides on a rate_limited error.
+type RateLimitDetails struct {
+	RetryAfter time.Duration
+}
