@@ -15,7 +15,9 @@ import (
 const WorkflowName = "Invitation"
 
 // InvitationWorkflowID is the workflow ID of an invitation, so support can find it by ID.
-func InvitationWorkflowID(invitationID uuid.UUID) string { return "invitation:" + invitationID.String() }
+func InvitationWorkflowID(invitationID uuid.UUID) string {
+	return "invitation:" + invitationID.String()
+}
 
 // EmailTaskQueue is the throttled task queue of the email activities, beside the main one.
 func EmailTaskQueue(mainQueue string) string { return mainQueue + "-email" }
