@@ -82,18 +82,3 @@ func (s *Store) FinishEmail(ctx context.Context, key string, status contract.Del
 		return err
 	})
 }
-
-// Mailbox lists the emails sent to a recipient, newest first: the dev mailbox's view.
-func (s *Store) Mailbox(ctx context.Context, recipient string, limit int) ([]Email, error) {
-	rows, err := s.Pool.Query(ctx, `
-		select idempotency_key, invitation_id, kind, recipient, subject, html, text, status, error, provider_id
-		from emails where ($1 = '' or lower(recipient) = lower($1)) order by created_at desc limit $2`, recipient, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Email, error) {
-		var e Email
-		return e, r.Scan(&e.IdempotencyKey, &e.InvitationID, &e.Kind, &e.Recipient, &e.Subject, &e.HTML, &e.Text,
-			&e.Status, &e.Error, &e.ProviderID)
-	})
-}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/onboarding-service/onboarding/internal/devstack"
+)
+
+type bannerInfo struct {
+	apiURL, uiURL, workerMetricsURL string
+	temporal                        *devstack.Temporal
+	temporalLog                     string
+	apiToken, apiTokenSource        string
+	tokenSecretRandom               bool
+	resend                          bool
+	demo                            demoData
+}
+
+func printBanner(b bannerInfo) {
+	invitation, _ := json.Marshal(map[string]any{
+		"email":           "jane.doe@example.com",
+		"first_name":      "Jane",
+		"last_name":       "Doe",
+		"subscription_id": b.demo.SubscriptionID,
+		"role":            "editor",
+		"group_ids":       []string{b.demo.GroupID},
+	})
+	var s strings.Builder
+	line := strings.Repeat("=", 78)
+	p := func(format string, args ...any) { fmt.Fprintf(&s, format+"\n", args...) }
+	p("")
+	p(line)
+	p("  Onboarding service is running. Ctrl-C stops it.")
+	p("")
+	p("  API              %s   (OpenAPI: %s/openapi.yaml)", b.apiURL, b.apiURL)
+	p("  Temporal UI      %s", b.uiURL)
+	p("  API metrics      %s/metrics", b.apiURL)
+	p("  Worker metrics   %s", b.workerMetricsURL)
+	p("  Temporal         %s, namespace %s (log: %s)", b.temporal.Address(), b.temporal.Namespace(), b.temporalLog)
+	p("  API token        %s", b.apiToken)
+	p("                   (%s)", b.apiTokenSource)
+	if b.tokenSecretRandom {
+		p("  TOKEN_SECRET     random for this run: invite links from earlier runs no longer verify")
+	}
+	p("")
+	p("  Demo data (Acme Corp, Adobe Creative Cloud / Acme Design Team, 5 seats)")
+	p("    account        %s", b.demo.AccountID)
+	p("    subscription   %s   (roles viewer, editor, admin)", b.demo.SubscriptionID)
+	p("    group          %s   (Designers)", b.demo.GroupID)
+	p("")
+	p("  Invite Jane:")
+	p("    curl -sS -X POST %s/v1/accounts/%s/invitations \\", b.apiURL, b.demo.AccountID)
+	p("      -H 'Authorization: Bearer %s' \\", b.apiToken)
+	p("      -H 'Content-Type: application/json' \\")
+	p("      -d '%s'", invitation)
+	p("")
+	if b.resend {
+		p("  Emails are sent through Resend (RESEND_API_KEY is set).")
+	} else {
+		p("  Emails go to the dev mailbox (RESEND_API_KEY is unset): nothing is sent, and the")
+		p("  worker logs every email with its accept link. Look for the [worker] lines.")
+	}
+	p(line)
+	_, _ = io.WriteString(terminal, s.String())
+}
