@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/onboarding-service/onboarding/server/jsonbody"
 	"github.com/onboarding-service/onboarding/server/problem"
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
@@ -43,13 +42,9 @@ func (s *Server) createAccount(c *gin.Context) error {
 	if tok, ok := apiToken(c); !ok || tok.AccountID != nil {
 		return problem.New(contract.CodeForbidden, "Only an API token that is not scoped to one account can create accounts.")
 	}
-	data, err := jsonbody.Read(c)
+	name, err := readRequest(c, decodeName)
 	if err != nil {
 		return err
-	}
-	name, p := decodeName(data)
-	if p != nil {
-		return p
 	}
 	acc, err := s.store.CreateAccount(c.Request.Context(), name)
 	if err != nil {
@@ -61,13 +56,9 @@ func (s *Server) createAccount(c *gin.Context) error {
 }
 
 func (s *Server) createSubscription(c *gin.Context) error {
-	data, err := jsonbody.Read(c)
+	req, err := readRequest(c, decodeSubscription)
 	if err != nil {
 		return err
-	}
-	req, p := decodeSubscription(data)
-	if p != nil {
-		return p
 	}
 	acc := account(c)
 	sub, err := s.store.CreateSubscription(c.Request.Context(), acc.ID, req.Application, req.Name, req.Seats, req.Roles)
@@ -102,13 +93,9 @@ func (s *Server) getSubscription(c *gin.Context) error {
 }
 
 func (s *Server) createGroup(c *gin.Context) error {
-	data, err := jsonbody.Read(c)
+	name, err := readRequest(c, decodeName)
 	if err != nil {
 		return err
-	}
-	name, p := decodeName(data)
-	if p != nil {
-		return p
 	}
 	acc := account(c)
 	g, err := s.store.CreateGroup(c.Request.Context(), acc.ID, name)

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/onboarding-service/onboarding/server/invitee"
-	"github.com/onboarding-service/onboarding/server/jsonbody"
 	"github.com/onboarding-service/onboarding/server/problem"
 	"github.com/onboarding-service/onboarding/server/workflowclient"
 	"github.com/onboarding-service/onboarding/workflows/contract"
@@ -38,13 +37,9 @@ func (s *Server) createInvitation(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	data, err := jsonbody.Read(c)
+	req, err := readRequest(c, decodeInvitation)
 	if err != nil {
 		return err
-	}
-	req, p := decodeInvitation(data)
-	if p != nil {
-		return p
 	}
 	sub, err := s.store.GetSubscription(ctx, acc.ID, req.SubscriptionID)
 	if errors.Is(err, store.ErrNotFound) {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/onboarding-service/onboarding/server/invitee"
-	"github.com/onboarding-service/onboarding/server/jsonbody"
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
 	"github.com/gin-gonic/gin"
@@ -63,6 +62,23 @@ func (s *Server) preview(ctx context.Context, token string) (previewView, error)
 	return v, nil
 }
 
+// tokenBody is an invitee request body, which names its invite link by its token.
+type tokenBody interface{ inviteToken() string }
+
+func (b acceptBody) inviteToken() string  { return b.Token }
+func (b declineBody) inviteToken() string { return b.Token }
+
+// readLink reads an invitee body and resolves the link its token names: the body is read once,
+// and the use of the link counted once, there.
+func readLink[T tokenBody](s *Server, c *gin.Context) (T, invitee.Link, error) {
+	b, err := readRequest(c, strict[T])
+	if err != nil {
+		return b, invitee.Link{}, err
+	}
+	link, err := s.invitee.Resolve(c.Request.Context(), b.inviteToken())
+	return b, link, err
+}
+
 func (s *Server) previewInvitation(c *gin.Context) error {
 	v, err := s.preview(c.Request.Context(), c.Query("token"))
 	if err != nil {
@@ -74,20 +90,11 @@ func (s *Server) previewInvitation(c *gin.Context) error {
 }
 
 func (s *Server) acceptInvitation(c *gin.Context) error {
-	data, err := jsonbody.Read(c)
+	b, link, err := readLink[acceptBody](s, c)
 	if err != nil {
 		return err
 	}
-	var b acceptBody
-	if p := jsonbody.Decode(data, &b); p != nil {
-		return p
-	}
-	ctx := c.Request.Context()
-	link, err := s.invitee.Resolve(ctx, b.Token)
-	if err != nil {
-		return err
-	}
-	userID, err := s.invitee.Accept(ctx, link, b.Password, b.AcceptTerms)
+	userID, err := s.invitee.Accept(c.Request.Context(), link, b.Password, b.AcceptTerms)
 	if err != nil {
 		return err
 	}
@@ -96,20 +103,11 @@ func (s *Server) acceptInvitation(c *gin.Context) error {
 }
 
 func (s *Server) declineInvitation(c *gin.Context) error {
-	data, err := jsonbody.Read(c)
+	_, link, err := readLink[declineBody](s, c)
 	if err != nil {
 		return err
 	}
-	var b declineBody
-	if p := jsonbody.Decode(data, &b); p != nil {
-		return p
-	}
-	ctx := c.Request.Context()
-	link, err := s.invitee.Resolve(ctx, b.Token)
-	if err != nil {
-		return err
-	}
-	if err := s.invitee.Decline(ctx, link); err != nil {
+	if err := s.invitee.Decline(c.Request.Context(), link); err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, declineView{Status: contract.StatusDeclined})

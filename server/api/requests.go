@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/gin-gonic/gin"
 	"github.com/onboarding-service/onboarding/server/jsonbody"
 	"github.com/onboarding-service/onboarding/server/problem"
 	"github.com/onboarding-service/onboarding/workflows/contract"
@@ -54,6 +55,28 @@ type acceptBody struct {
 
 type declineBody struct {
 	Token string `json:"token"`
+}
+
+// readRequest reads the JSON body and decodes it with decode, which validates it too.
+func readRequest[T any](c *gin.Context, decode func([]byte) (T, *problem.Problem)) (T, error) {
+	var zero T
+	data, err := jsonbody.Read(c)
+	if err != nil {
+		return zero, err
+	}
+	v, p := decode(data)
+	if p != nil {
+		return zero, p
+	}
+	return v, nil
+}
+
+// strict decodes a body that needs no check beyond its shape (the invitee's, whose token the
+// invitee operations check).
+func strict[T any](data []byte) (T, *problem.Problem) {
+	var v T
+	p := jsonbody.Decode(data, &v)
+	return v, p
 }
 
 // decodeName decodes and checks a `{name}` body (accounts, groups).
