@@ -73,6 +73,7 @@ type Server struct {
 	temporal  client.Client
 	workflows *workflowclient.Client
 	signer    *invitetoken.Signer
+	links     invitetoken.Links
 	log       *slog.Logger
 	metrics   *httpMetrics
 	// now is the clock of the API, its invitee operations and its page; tests move it.
@@ -112,6 +113,7 @@ func newServer(d Deps, st storage) *Server {
 		temporal:  d.Temporal,
 		workflows: &workflowclient.Client{Temporal: d.Temporal, TaskQueue: d.Config.TemporalTaskQueue},
 		signer:    d.Signer,
+		links:     invitetoken.Links{Signer: d.Signer, Template: d.Config.AcceptURLTemplate},
 		log:       d.Logger,
 		metrics:   newHTTPMetrics(d.Registry),
 		now:       time.Now,

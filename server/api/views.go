@@ -3,8 +3,6 @@ package api
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/onboarding-service/onboarding/workflows/contract"
@@ -93,10 +91,10 @@ func overlayState(inv *store.Invitation, st contract.State) {
 	}
 }
 
-// inviteURL is the link in the invitation's emails, recomputed from its id and generation.
+// inviteURL is the link in the invitation's emails, recomputed from its id and generation by
+// the same rule as the emails' (invitetoken.Links).
 func (s *Server) inviteURL(inv store.Invitation) string {
-	token := s.signer.Sign(inv.ID, inv.Generation)
-	return strings.ReplaceAll(s.cfg.AcceptURLTemplate, "{token}", url.QueryEscape(token))
+	return s.links.InviteURL(inv.ID, inv.Generation)
 }
 
 func (s *Server) invitationView(inv store.Invitation) invitationView {
