@@ -99,8 +99,12 @@ const (
 	ViewError            = "error"
 )
 
-// pageExpiryLayout spells expiry dates out in UTC, as the emails do.
-const pageExpiryLayout = "Monday, 2 January 2006 at 15:04 UTC"
+// Codes the page records for the access log and the problem metrics, beside the problem codes,
+// when it answers a form with a page rather than a problem.
+const (
+	codeCSRFFailed = "csrf_failed" // the form's CSRF token did not check out
+	codeFormError  = "form_error"  // the form is shown again with a field to correct
+)
 
 // pageData is what a page template sees. html/template escapes every value for its context.
 type pageData struct {
@@ -150,7 +154,7 @@ func newPageInvitation(inv store.Invitation) *pageInvitation {
 		Account: inv.AccountName, Application: inv.Application, Plan: inv.Subscription, Role: inv.Role,
 		Email: inv.Email, FirstName: inv.FirstName,
 		InviterName: inv.InviterName, InviterEmail: inv.InviterEmail,
-		Expires: exp.Format(pageExpiryLayout), ExpiresISO: exp.Format(time.RFC3339),
+		Expires: exp.Format(contract.ExpiryLayout), ExpiresISO: exp.Format(time.RFC3339),
 	}
 }
 

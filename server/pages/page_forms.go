@@ -170,7 +170,7 @@ func (h *Handlers) pageForm(c *gin.Context) (url.Values, string, invitee.Link, b
 		return nil, "", invitee.Link{}, false
 	}
 	if !h.checkCSRF(c, token, form.Get(csrfField)) {
-		problem.Record(c, "csrf_failed")
+		problem.Record(c, codeCSRFFailed)
 		d := pageData{Template: tmplStatus, View: ViewFormExpired, Tone: "warning", Title: "This page has expired", Token: token}
 		d.Lead = "For your security, we did not act on the form you sent: it was out of date, or it came from another site."
 		d.Next = "Open the invitation again and retry. If this keeps happening, make sure your browser accepts cookies from this site."
@@ -198,6 +198,6 @@ func (h *Handlers) renderFormAgain(c *gin.Context, token string, link invitee.Li
 	d := h.invitePageData(c, token, link)
 	d.Error = "Please correct the highlighted field."
 	d.FieldErrors = map[string]string{field: message}
-	problem.Record(c, "form_error")
+	problem.Record(c, codeFormError)
 	h.renderPage(c, status, d)
 }
