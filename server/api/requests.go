@@ -209,21 +209,3 @@ func decodeInvitation(data []byte) (newInvitation, *problem.Problem) {
 	}
 	return n, v.problem()
 }
-
-// body returns the request body that decodes to n, for tests and the fuzz target.
-func (n newInvitation) body() createInvitationBody {
-	b := createInvitationBody{
-		Email: n.Email, FirstName: n.FirstName, LastName: n.LastName, Phone: n.Phone,
-		SubscriptionID: n.SubscriptionID.String(), Role: n.Role,
-	}
-	if n.UserID != nil {
-		b.UserID = n.UserID.String()
-	}
-	for _, g := range n.GroupIDs {
-		b.GroupIDs = append(b.GroupIDs, g.String())
-	}
-	if n.Inviter != nil {
-		b.Inviter = &personBody{Name: n.Inviter.Name, Email: n.Inviter.Email}
-	}
-	return b
-}
