@@ -46,7 +46,7 @@ prometheus:
 
 # Each fuzz target runs for FUZZTIME on top of its committed corpus (testdata/fuzz).
 FUZZTIME ?= 5s
-FUZZ_TARGETS := ./internal/invitetoken:FuzzVerify ./internal/codec:FuzzDecode ./internal/password:FuzzCheck ./server:FuzzCreateInvitationBody ./server:FuzzNameBody ./server:FuzzSubscriptionBody ./server:FuzzAcceptBody ./server:FuzzDeclineBody ./server:FuzzInviteeRequests ./server:FuzzBearerToken ./server:FuzzCodecBody
+FUZZ_TARGETS := ./internal/invitetoken:FuzzVerify ./internal/codec:FuzzDecode ./internal/password:FuzzCheck ./server/api:FuzzCreateInvitationBody ./server/api:FuzzNameBody ./server/api:FuzzSubscriptionBody ./server/api:FuzzAcceptBody ./server/api:FuzzDeclineBody ./server/api:FuzzInviteeRequests ./server/bearer:FuzzBearerToken ./server/api:FuzzCodecBody
 fuzz:
 	for t in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; done
 

@@ -34,7 +34,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
-	"github.com/onboarding-service/onboarding/server"
+	"github.com/onboarding-service/onboarding/server/api"
 	"github.com/onboarding-service/onboarding/worker"
 )
 
@@ -204,7 +204,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 // Handler returns the real API router over the stack's database and Temporal, with cfg.
 func (s *Stack) Handler(cfg config.Config, reg *prometheus.Registry) http.Handler {
-	return server.New(server.Deps{
+	return api.New(api.Deps{
 		Config: cfg, Store: s.Store, Temporal: s.Temporal, Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...),
 		Hasher: password.NewHasher(4), Logger: s.Logger, Registry: reg,
 	})

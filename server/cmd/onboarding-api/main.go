@@ -26,7 +26,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/password"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
-	"github.com/onboarding-service/onboarding/server"
+	"github.com/onboarding-service/onboarding/server/api"
 )
 
 // shutdownTimeout bounds the wait for in-flight requests at shutdown; it exceeds the longest
@@ -87,7 +87,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer tc.Close()
 
-	handler := server.New(server.Deps{
+	handler := api.New(api.Deps{
 		Config:   cfg,
 		Store:    st,
 		Temporal: tc,

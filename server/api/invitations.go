@@ -1,0 +1,327 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/onboarding-service/onboarding/server/invitee"
+	"github.com/onboarding-service/onboarding/server/problem"
+	"github.com/onboarding-service/onboarding/server/workflowclient"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/onboarding-service/onboarding/internal/emailhash"
+	"github.com/onboarding-service/onboarding/internal/store"
+)
+
+// List limits.
+const (
+	defaultListLimit = 20
+	maxListLimit     = 100
+)
+
+// createInvitation validates, authorises and pre-checks the request, then has the workflow
+// reserve the seat and record the invitation in one update-with-start, answering 201 only
+// once both are done.
+func (s *Server) createInvitation(c *gin.Context) error {
+	ctx := c.Request.Context()
+	acc := account(c)
+	key, err := idempotencyKey(c.Request.Header.Values("Idempotency-Key"))
+	if err != nil {
+		return err
+	}
+	req, err := readRequest(c, decodeInvitation)
+	if err != nil {
+		return err
+	}
+	sub, err := s.store.GetSubscription(ctx, acc.ID, req.SubscriptionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return problem.New(contract.CodeNotFound, "The account has no subscription %s.", req.SubscriptionID)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.checkRoleAndGroups(ctx, acc.ID, sub, req); err != nil {
+		return err
+	}
+	id := uuid.Must(uuid.NewV7())
+	in := s.invitationInput(id, acc, sub, req)
+	if req.UserID != nil {
+		// An existing user is invited under the name and address the service knows them by.
+		u, err := s.store.GetUser(ctx, *req.UserID)
+		if errors.Is(err, store.ErrNotFound) {
+			return problem.New(contract.CodeNotFound, "No user %s.", *req.UserID)
+		}
+		if err != nil {
+			return err
+		}
+		in.UserID, in.Email, in.FirstName, in.LastName, in.Phone = &u.ID, u.Email, u.FirstName, u.LastName, u.Phone
+	}
+	in.EmailHash = emailhash.Hash(s.cfg.EmailHashKey, in.Email)
+
+	first := true
+	if key != "" {
+		claimed, same, err := s.store.ClaimIdempotencyKey(ctx, acc.ID, key, req.hash(), id)
+		if err != nil {
+			return err
+		}
+		if !same {
+			return problem.New(contract.CodeIdempotencyConflict, "This Idempotency-Key was used with a different request body.")
+		}
+		first, id = claimed == id, claimed
+		in.InvitationID = id
+		if !first {
+			inv, err := s.store.GetInvitation(ctx, id)
+			if err == nil {
+				c.Header("Idempotent-Replayed", "true")
+				return s.answerCreated(c, inv)
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			// The first request is still running or was refused. Skipping the pre-checks
+			// lets this one join the first's workflow and get its outcome, instead of
+			// being refused because of the invitation the first is creating.
+		}
+	}
+	if first {
+		if err := s.precheck(ctx, sub, in); err != nil {
+			return err
+		}
+	}
+
+	st, err := s.workflows.Start(ctx, in)
+	if err != nil {
+		var p *problem.Problem
+		if errors.As(err, &p) && p.Code == contract.CodeDuplicateInvitation {
+			// Name the invitation that won the race; it may be gone again already.
+			if dup := s.duplicateProblem(ctx, acc.ID, in.Email); !errors.Is(dup, store.ErrNotFound) {
+				return dup
+			}
+			return p
+		}
+		if errors.Is(err, workflowclient.ErrWorkflowClosed) { // update-with-start starts a run; NotFound is not expected
+			return problem.Unavailable(err)
+		}
+		return err
+	}
+	inv, err := s.store.GetInvitation(ctx, id)
+	if err != nil {
+		return fmt.Errorf("invitation %s created but not readable: %w", id, err)
+	}
+	overlayState(&inv, st)
+	return s.answerCreated(c, inv)
+}
+
+// invitationInput is what the workflow starts with: everything it needs to record the
+// invitation and write its emails, and the lifecycle settings fixed for its whole life.
+func (s *Server) invitationInput(id uuid.UUID, acc store.Account, sub store.Subscription, req newInvitation) contract.InvitationInput {
+	in := contract.InvitationInput{
+		InvitationID:     id,
+		AccountID:        acc.ID,
+		AccountName:      acc.Name,
+		SubscriptionID:   sub.ID,
+		SubscriptionName: sub.Name,
+		Application:      sub.Application,
+		Role:             req.Role,
+		GroupIDs:         req.GroupIDs,
+		Email:            req.Email,
+		FirstName:        req.FirstName,
+		LastName:         req.LastName,
+		Phone:            req.Phone,
+		Settings: contract.Settings{
+			TTL:               s.cfg.InvitationTTL,
+			ReminderBefore:    s.cfg.ReminderBefore,
+			ResendMinInterval: s.cfg.ResendMinInterval,
+		},
+	}
+	if req.Inviter != nil {
+		in.Inviter = *req.Inviter
+	}
+	return in
+}
+
+func (s *Server) answerCreated(c *gin.Context, inv store.Invitation) error {
+	c.Header("Location", "/v1/accounts/"+inv.AccountID.String()+"/invitations/"+inv.ID.String())
+	c.JSON(http.StatusCreated, s.invitationView(inv))
+	return nil
+}
+
+// idempotencyKey checks the optional Idempotency-Key header: once, 1 to 255 visible ASCII
+// characters.
+func idempotencyKey(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", problem.InvalidField("Idempotency-Key", "must be given once")
+	}
+	key := values[0]
+	ok := key != "" && len(key) <= maxIdemKeyLen
+	for i := 0; ok && i < len(key); i++ {
+		ok = key[i] > ' ' && key[i] < 0x7f
+	}
+	if !ok {
+		return "", problem.InvalidField("Idempotency-Key", fmt.Sprintf("must be 1 to %d visible ASCII characters", maxIdemKeyLen))
+	}
+	return key, nil
+}
+
+// checkRoleAndGroups refuses a role the subscription does not have and groups of other
+// accounts, naming each bad field.
+func (s *Server) checkRoleAndGroups(ctx context.Context, accountID uuid.UUID, sub store.Subscription, req newInvitation) error {
+	var v fieldChecker
+	if !sub.HasRole(req.Role) {
+		v.add("role", "must be one of the subscription's roles: "+strings.Join(sub.Roles, ", "))
+	}
+	if len(req.GroupIDs) > 0 {
+		missing, err := s.store.GroupsNotInAccount(ctx, accountID, req.GroupIDs)
+		if err != nil {
+			return err
+		}
+		for i, g := range req.GroupIDs {
+			if slices.Contains(missing, g) {
+				v.add(req.groupFields[i], "is not a group of this account")
+			}
+		}
+	}
+	if p := v.problem(); p != nil {
+		return p
+	}
+	return nil
+}
+
+// precheck answers the common refusals clearly before anything starts. The workflow's
+// create checks the same things again inside one transaction; this only makes the usual
+// case fast and its answer precise.
+func (s *Server) precheck(ctx context.Context, sub store.Subscription, in contract.InvitationInput) error {
+	member, err := s.store.IsActiveMember(ctx, in.AccountID, in.UserID, in.Email)
+	if err != nil {
+		return err
+	}
+	if member {
+		return problem.New(contract.CodeAlreadyMember, "%s is already an active user of this account.", in.Email)
+	}
+	if err := s.duplicateProblem(ctx, in.AccountID, in.Email); !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if sub.SeatsAvailable() == 0 {
+		return problem.New(contract.CodeSeatsExhausted, "Subscription %q has no free seat: its %d seats are assigned or held by pending invitations.",
+			sub.Name, sub.Seats)
+	}
+	return nil
+}
+
+// duplicateProblem is the duplicate_invitation problem naming the pending invitation for
+// email, or store.ErrNotFound when there is none.
+func (s *Server) duplicateProblem(ctx context.Context, accountID uuid.UUID, email string) error {
+	id, err := s.store.PendingInvitationID(ctx, accountID, email)
+	if err != nil {
+		return err
+	}
+	p := problem.New(contract.CodeDuplicateInvitation, "A pending invitation for this email exists in the account: %s.", id)
+	p.InvitationID = id.String()
+	return p
+}
+
+// listInvitations answers a page of the account's invitations, newest first.
+func (s *Server) listInvitations(c *gin.Context) error {
+	q := c.Request.URL.Query()
+	var v fieldChecker
+	status := q.Get("status")
+	if status != "" && !validStatus(status) {
+		v.add("status", "must be one of pending, accepted, expired, revoked, declined")
+	}
+	email := q.Get("email")
+	if len(email) > maxFilterBytes || !plainText(email) {
+		v.add("email", "must be an email address of at most 254 characters")
+	}
+	limit := defaultListLimit
+	if raw := q.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxListLimit {
+			v.add("limit", fmt.Sprintf("must be an integer between 1 and %d", maxListLimit))
+		}
+		limit = n
+	}
+	var cursor *store.Cursor
+	if raw := q.Get("cursor"); raw != "" {
+		cur, ok := decodeCursor(raw)
+		if !ok {
+			v.add("cursor", "must be a next_cursor value returned by this list")
+		}
+		cursor = &cur
+	}
+	if p := v.problem(); p != nil {
+		return p
+	}
+	items, next, err := s.store.ListInvitations(c.Request.Context(), account(c).ID, status, email, limit, cursor)
+	if err != nil {
+		return err
+	}
+	out := invitationListView{Items: make([]invitationView, 0, len(items))}
+	for _, inv := range items {
+		out.Items = append(out.Items, s.invitationView(inv))
+	}
+	if next != nil {
+		cur := encodeCursor(*next)
+		out.NextCursor = &cur
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func validStatus(s string) bool {
+	switch contract.Status(s) {
+	case contract.StatusPending, contract.StatusAccepted, contract.StatusExpired, contract.StatusRevoked, contract.StatusDeclined:
+		return true
+	}
+	return false
+}
+
+// loadInvitation reads the path's invitation, which must belong to the path's account.
+func (s *Server) loadInvitation(c *gin.Context) (store.Invitation, error) {
+	id, ok := parseID(c.Param("invitation_id"))
+	if !ok {
+		return store.Invitation{}, problem.NotFound("invitation")
+	}
+	inv, err := s.store.GetInvitation(c.Request.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && inv.AccountID != account(c).ID) {
+		return store.Invitation{}, problem.NotFound("invitation")
+	}
+	return inv, err
+}
+
+func (s *Server) getInvitation(c *gin.Context) error {
+	inv, err := s.loadInvitation(c)
+	if err != nil {
+		return err
+	}
+	events, err := s.store.InvitationEvents(c.Request.Context(), inv.ID)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, invitationDetailView{invitationView: s.invitationView(inv), Events: eventViews(events)})
+	return nil
+}
+
+// invitationLink is "copy invitation link": the pending invitation's current link.
+func (s *Server) invitationLink(c *gin.Context) error {
+	inv, err := s.loadInvitation(c)
+	if err != nil {
+		return err
+	}
+	if inv.Status != contract.StatusPending || !s.now().Before(inv.ExpiresAt) {
+		return problem.New(contract.CodeInvalidState, "Only a pending invitation has a link; this one is %s.", invitee.EffectiveStatus(inv, s.now()))
+	}
+	c.JSON(http.StatusOK, linkView{InviteURL: s.inviteURL(inv), ExpiresAt: inv.ExpiresAt.UTC()})
+	return nil
+}

@@ -1,0 +1,213 @@
+// Package api is the JSON API in front of the invitation workflows: it validates and
+// authorises requests, talks to Temporal for everything that changes an invitation, and reads
+// Postgres for everything else. It never decides an invitation's fate; the workflow does. It
+// owns the router: its routes, middleware, rate limits, metrics and OpenAPI document, and it
+// mounts the hosted invitee page (server/pages) and Temporal's codec endpoint
+// (server/codecserver) on it.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/onboarding-service/onboarding/server/codecserver"
+	"github.com/onboarding-service/onboarding/server/invitee"
+	"github.com/onboarding-service/onboarding/server/pages"
+	"github.com/onboarding-service/onboarding/server/problem"
+	"github.com/onboarding-service/onboarding/server/ratelimit"
+	"github.com/onboarding-service/onboarding/server/workflowclient"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+
+	"github.com/onboarding-service/onboarding/internal/config"
+	"github.com/onboarding-service/onboarding/internal/invitetoken"
+	"github.com/onboarding-service/onboarding/internal/password"
+	"github.com/onboarding-service/onboarding/internal/store"
+)
+
+// Deps are what the API needs from the process that runs it.
+type Deps struct {
+	Config   config.Config
+	Store    *store.Store
+	Temporal client.Client
+	Signer   *invitetoken.Signer
+	Hasher   *password.Hasher
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+}
+
+// storage is the part of *store.Store the handlers use; tests substitute a fake.
+type storage interface {
+	Ping(ctx context.Context) error
+	LookupAPIToken(ctx context.Context, token string) (store.APIToken, error)
+	CreateAccount(ctx context.Context, name string) (store.Account, error)
+	GetAccount(ctx context.Context, id uuid.UUID) (store.Account, error)
+	CreateSubscription(ctx context.Context, accountID uuid.UUID, application, name string, seats int, roles []string) (store.Subscription, error)
+	GetSubscription(ctx context.Context, accountID, id uuid.UUID) (store.Subscription, error)
+	CreateGroup(ctx context.Context, accountID uuid.UUID, name string) (store.Group, error)
+	GroupsNotInAccount(ctx context.Context, accountID uuid.UUID, ids []uuid.UUID) ([]uuid.UUID, error)
+	GetUser(ctx context.Context, id uuid.UUID) (store.User, error)
+	UserExistsWithEmail(ctx context.Context, email string) (bool, error)
+	IsActiveMember(ctx context.Context, accountID uuid.UUID, userID *uuid.UUID, email string) (bool, error)
+	PendingInvitationID(ctx context.Context, accountID uuid.UUID, email string) (uuid.UUID, error)
+	ClaimIdempotencyKey(ctx context.Context, accountID uuid.UUID, key string, requestHash []byte, proposedInvitationID uuid.UUID) (uuid.UUID, bool, error)
+	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
+	InvitationEvents(ctx context.Context, id uuid.UUID) ([]store.Event, error)
+	ListInvitations(ctx context.Context, accountID uuid.UUID, status, email string, limit int, cursor *store.Cursor) ([]store.Invitation, *store.Cursor, error)
+	ListAccountUsers(ctx context.Context, accountID uuid.UUID) ([]store.AccountUser, error)
+}
+
+// readyTimeout bounds each readiness check.
+const readyTimeout = 2 * time.Second
+
+// Server holds the API's dependencies.
+type Server struct {
+	cfg       config.Config
+	store     storage
+	temporal  client.Client
+	workflows *workflowclient.Client
+	signer    *invitetoken.Signer
+	links     invitetoken.Links
+	log       *slog.Logger
+	metrics   *httpMetrics
+	// now is the clock of the API, its invitee operations and its page; tests move it.
+	now    func() time.Time
+	engine *gin.Engine
+	// limits are the per-address and per-account rate limits (ratelimit.go); the per-link
+	// one is the invitee operations'.
+	limits rateLimits
+	// invitee runs the invitee operations, for the invitee routes and the page.
+	invitee *invitee.Service
+	// pages are the hosted invitee page's handlers; codec is Temporal's codec endpoint, nil
+	// when it is not served.
+	pages *pages.Handlers
+	codec *codecserver.Endpoint
+}
+
+// New returns the API's HTTP handler.
+func New(d Deps) http.Handler {
+	var st storage
+	if d.Store != nil { // a nil *store.Store in the interface would hide that it is missing
+		st = d.Store
+	}
+	return newServer(d, st).engine
+}
+
+// newServer builds the server around any storage, so tests can use a fake.
+func newServer(d Deps, st storage) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:       d.Config,
+		store:     st,
+		temporal:  d.Temporal,
+		workflows: &workflowclient.Client{Temporal: d.Temporal, TaskQueue: d.Config.TemporalTaskQueue},
+		signer:    d.Signer,
+		links:     invitetoken.Links{Signer: d.Signer, Template: d.Config.AcceptURLTemplate},
+		log:       d.Logger,
+		metrics:   newHTTPMetrics(d.Registry),
+		now:       time.Now,
+		limits:    newRateLimits(d.Config),
+		codec:     codecserver.New(d.Config),
+	}
+	clock := func() time.Time { return s.now() } // the server's clock, as tests set it
+	s.invitee = &invitee.Service{
+		Store: st, Signer: d.Signer, Hasher: d.Hasher, Workflows: s.workflows,
+		LinkLimit: ratelimit.New(d.Config.RateInviteeToken), Now: clock,
+	}
+	s.pages = pages.New(pages.Deps{Config: d.Config, Invitee: s.invitee, Logger: d.Logger, Now: clock})
+	s.engine = s.routes(d.Registry)
+	return s
+}
+
+func init() {
+	// Debug mode prints every route at start and warns on stdout; the API logs through slog.
+	gin.SetMode(gin.ReleaseMode)
+}
+
+func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
+	r := gin.New()
+	// An API answers what it was asked: no redirects to a "fixed" path, and a wrong method is
+	// a 405 with Allow rather than a 404.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	// Route on the path as sent, so an encoded slash stays inside its segment: a path id
+	// "<uuid>%2Flink" is a malformed id (404), not the /link route.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
+	r.ContextWithFallback = true
+	// The client address is the peer's; X-Forwarded-For counts only from TRUSTED_PROXIES.
+	_ = r.SetTrustedProxies(s.cfg.TrustedProxies)
+
+	r.Use(s.requestID, s.observe, s.recoverPanics, limitBody, s.renderErrors)
+	r.NoRoute(func(c *gin.Context) {
+		problem.Write(c, problem.New(contract.CodeNotFound, "No route matches this path."))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		problem.Write(c, problem.New(contract.CodeMethodNotAllowed, "This path allows %s.", c.Writer.Header().Get("Allow")))
+	})
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", metricsHandler(reg))
+	r.GET("/openapi.yaml", serveOpenAPI)
+	if s.codec != nil { // Temporal's remote codec, when payloads are encrypted
+		g := r.Group("/codec", s.codec.CORS)
+		g.OPTIONS("/decode", s.codec.Preflight)
+		g.POST("/decode", s.codec.Auth, handle(s.codec.Decode))
+		g.OPTIONS("/encode", s.codec.Preflight)
+		g.POST("/encode", s.codec.Auth, handle(s.codec.Encode))
+	}
+
+	// The hosted acceptance page, authorised by the invite token; its assets are not limited.
+	r.GET("/invite/assets/:name", pages.Asset)
+	page := r.Group("/invite", s.limitInviteeAddress(s.pages.Refuse))
+	page.GET("", s.pages.Show)
+	page.POST("/accept", s.pages.Accept)
+	page.POST("/decline", s.pages.Decline)
+	page.POST("/request-renewal", s.pages.RequestRenewal)
+
+	v1 := r.Group("/v1")
+	// Invitee routes: the invite token in the request authorises them.
+	inv := v1.Group("/invitations", s.limitInviteeAddress(problem.Write))
+	inv.GET("/preview", handle(s.previewInvitation))
+	inv.POST("/accept", handle(s.acceptInvitation))
+	inv.POST("/decline", handle(s.declineInvitation))
+
+	api := v1.Group("", s.authenticate)
+	api.POST("/accounts", handle(s.createAccount))
+	acct := api.Group("/accounts/:account_id", s.loadAccount)
+	acct.POST("/subscriptions", handle(s.createSubscription))
+	acct.GET("/subscriptions/:subscription_id", handle(s.getSubscription))
+	acct.POST("/groups", handle(s.createGroup))
+	acct.GET("/users", handle(s.listUsers))
+	acct.POST("/invitations", s.limitInvitationCreate, handle(s.createInvitation)) // per-account limit
+	acct.GET("/invitations", handle(s.listInvitations))
+	acct.GET("/invitations/:invitation_id", handle(s.getInvitation))
+	acct.GET("/invitations/:invitation_id/link", handle(s.invitationLink))
+	acct.POST("/invitations/:invitation_id/resend", handle(s.invitationAction(actionResend)))
+	acct.POST("/invitations/:invitation_id/renew", handle(s.invitationAction(actionRenew)))
+	acct.POST("/invitations/:invitation_id/revoke", handle(s.invitationAction(actionRevoke)))
+	return r
+}
+
+// handle adapts a handler that returns an error; renderErrors answers the error.
+func handle(h func(*gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			_ = c.Error(err)
+			c.Abort()
+		}
+	}
+}

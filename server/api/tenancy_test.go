@@ -1,0 +1,75 @@
+package api
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onboarding-service/onboarding/workflows/contract"
+
+	"github.com/google/uuid"
+)
+
+// publicRoutes need no API token: probes, documents, the invitee's routes (authorised by the
+// invite token) and the codec (its own token). Every other route is a portal route.
+var publicRoutes = map[string]bool{
+	"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.yaml": true,
+	"/codec/decode": true, "/codec/encode": true,
+}
+
+// TestScopedTokenRefusedOnEveryOtherAccount walks every registered route: a token scoped to
+// one account gets 403 forbidden on every portal route of another account (existing or not),
+// and cannot create accounts. A new route fails here until its tenancy is decided.
+func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
+	t.Parallel()
+	h, other := newHarness(t), newHarness(t)
+	otherInv := other.pending(uniqueEmail("other"))
+
+	checked := 0
+	for _, r := range h.srv.engine.Routes() {
+		switch {
+		case publicRoutes[r.Path] || inviteeRoutes[r.Path] || strings.HasPrefix(r.Path, "/invite/") || r.Method == "OPTIONS":
+			continue
+		case r.Path == "/v1/accounts":
+			decodeProblem(t, h.do(r.Method, r.Path, `{"name":"Sneaky"}`, "Authorization", "Bearer "+h.scopedToken,
+				"Content-Type", "application/json"), 403, contract.CodeForbidden)
+			checked++
+		case strings.HasPrefix(r.Path, "/v1/accounts/:account_id"):
+			for _, account := range []string{other.account.ID.String(), uuid.NewString()} {
+				path := strings.Replace(r.Path, ":account_id", account, 1)
+				path = strings.Replace(path, ":invitation_id", otherInv.ID.String(), 1)
+				path = strings.Replace(path, ":subscription_id", other.sub.ID.String(), 1)
+				if strings.Contains(path, ":") {
+					t.Errorf("%s %s: a path parameter this test does not fill", r.Method, r.Path)
+					continue
+				}
+				w := h.do(r.Method, path, `{}`, "Authorization", "Bearer "+h.scopedToken, "Content-Type", "application/json")
+				if w.Code != 403 {
+					t.Errorf("%s %s with another account's token: %d, want 403; %s", r.Method, r.Path, w.Code, w.Body)
+					continue
+				}
+				decodeProblem(t, w, 403, contract.CodeForbidden)
+			}
+			checked++
+		default:
+			t.Errorf("route %s %s: neither public nor under an account; decide who may call it", r.Method, r.Path)
+		}
+	}
+	if checked < 12 {
+		t.Fatalf("checked %d portal routes; the contract has 12", checked)
+	}
+	// Nothing happened to the other account: its invitation is pending (a revoke would have
+	// closed it), its seat held once, and it has the one workflow it made (a create would have
+	// started another).
+	if got := other.row(otherInv.ID); got.Status != "pending" || got.Generation != 1 {
+		t.Fatalf("the other account's invitation is %s (generation %d)", got.Status, got.Generation)
+	}
+	if s := other.subscription(); *s.SeatsReserved != 1 {
+		t.Fatalf("the other account's subscription %+v", s)
+	}
+	want := []string{contract.InvitationWorkflowID(otherInv.ID)}
+	eventually(t, 10*time.Second, "the other account's workflow to be listed", func() bool {
+		return slices.Equal(other.accountWorkflows(), want)
+	})
+}

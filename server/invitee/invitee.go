@@ -1,0 +1,240 @@
+// Package invitee holds what an invitee can do with an invite link (see it, accept, decline,
+// ask for a new invitation), authorised by the link's token alone. The JSON API's invitee routes
+// and the hosted pages both act through it, so they can never disagree about an invitation; it
+// also counts each request's use of a link against the per-link rate limit, once, where the
+// token is resolved.
+package invitee
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/onboarding-service/onboarding/internal/invitetoken"
+	"github.com/onboarding-service/onboarding/internal/password"
+	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/server/problem"
+	"github.com/onboarding-service/onboarding/server/ratelimit"
+	"github.com/onboarding-service/onboarding/server/workflowclient"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+)
+
+// Store is what the invitee operations read; *store.Store has it, and the API's storage too.
+type Store interface {
+	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
+	UserExistsWithEmail(ctx context.Context, email string) (bool, error)
+}
+
+// Service runs the invitee operations.
+type Service struct {
+	Store     Store
+	Signer    *invitetoken.Signer
+	Hasher    *password.Hasher
+	Workflows *workflowclient.Client
+	// LinkLimit is the per-link limit (RATE_LIMIT_INVITEE_TOKEN): one link cannot be hammered
+	// from many addresses. Only links that verify get a bucket, so forged tokens cannot fill the
+	// table. Nil allows everything.
+	LinkLimit *ratelimit.Set
+	// Now is the clock.
+	Now func() time.Time
+}
+
+// Link is a verified invite token with the invitation it names.
+type Link struct {
+	Invitation store.Invitation
+	// Generation is the token's; a renewal makes the invitation's higher, superseding the link.
+	Generation int
+}
+
+func tokenInvalid() *problem.Problem {
+	return problem.New(contract.CodeTokenInvalid, "This invitation link is not valid. Check that the whole link was copied.")
+}
+
+// Admit verifies token and counts one use of its link against the per-link limit: the first
+// look at a link in a request. A bad token is token_invalid, a spent link rate_limited.
+func (s *Service) Admit(token string) error {
+	_, _, err := s.admit(token)
+	return err
+}
+
+func (s *Service) admit(token string) (uuid.UUID, int, error) {
+	id, gen, err := s.Signer.Verify(token)
+	if err != nil {
+		return uuid.Nil, 0, tokenInvalid()
+	}
+	if wait := s.LinkLimit.Take(id.String()+"/"+strconv.Itoa(gen), s.Now()); wait > 0 {
+		return uuid.Nil, 0, ratelimit.Refusal(wait, "for this invitation link")
+	}
+	return id, gen, nil
+}
+
+// Resolve admits token (see Admit) and reads its invitation. Every kind of bad token
+// (malformed, forged, naming no invitation or a generation that never existed) gets the same
+// answer, so the answer tells an attacker nothing.
+func (s *Service) Resolve(ctx context.Context, token string) (Link, error) {
+	id, gen, err := s.admit(token)
+	if err != nil {
+		return Link{}, err
+	}
+	return s.read(ctx, id, gen)
+}
+
+// Lookup reads the link of a token again, for a request that admitted it already: it counts no
+// further use of the link.
+func (s *Service) Lookup(ctx context.Context, token string) (Link, error) {
+	id, gen, err := s.Signer.Verify(token)
+	if err != nil {
+		return Link{}, tokenInvalid()
+	}
+	return s.read(ctx, id, gen)
+}
+
+func (s *Service) read(ctx context.Context, id uuid.UUID, gen int) (Link, error) {
+	inv, err := s.Store.GetInvitation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && gen > inv.Generation) {
+		return Link{}, tokenInvalid()
+	}
+	if err != nil {
+		return Link{}, err
+	}
+	return Link{Invitation: inv, Generation: gen}, nil
+}
+
+// Expired reports whether the link can no longer be used: a renewal superseded it, or the
+// invitation expired.
+func (l Link) Expired(now time.Time) bool {
+	return l.Superseded() || EffectiveStatus(l.Invitation, now) == contract.StatusExpired
+}
+
+// Superseded reports whether a renewal gave the invitation a newer link.
+func (l Link) Superseded() bool { return l.Generation < l.Invitation.Generation }
+
+// ExpiredProblem is the 410 of an expired or superseded link.
+func ExpiredProblem() *problem.Problem {
+	return problem.New(contract.CodeInvitationExpired, "This invitation link has expired. Ask the person who invited you to send a new one.")
+}
+
+// Usable answers why the link cannot be acted on (410 expired or superseded, 409 already
+// accepted, declined or revoked), or nil when the invitation is pending.
+func (l Link) Usable(now time.Time) *problem.Problem {
+	switch {
+	case l.Expired(now):
+		return ExpiredProblem()
+	case l.Invitation.Status != contract.StatusPending:
+		return problem.New(contract.CodeInvalidState, "This invitation was already %s.", l.Invitation.Status)
+	}
+	return nil
+}
+
+// EffectiveStatus is the status an invitee or admin should be told: a pending invitation
+// whose expiry has passed is expired, even in the moment before its workflow's timer records it.
+func EffectiveStatus(inv store.Invitation, now time.Time) contract.Status {
+	if inv.Status == contract.StatusPending && !now.Before(inv.ExpiresAt) {
+		return contract.StatusExpired
+	}
+	return inv.Status
+}
+
+// RequiresPassword reports whether accepting creates a new user, who needs a password.
+func (s *Service) RequiresPassword(ctx context.Context, inv store.Invitation) (bool, error) {
+	if inv.UserID != nil {
+		return false, nil
+	}
+	exists, err := s.Store.UserExistsWithEmail(ctx, inv.Email)
+	return !exists, err
+}
+
+// Accept checks the link, the terms and the password, hashes the password (the plaintext
+// goes no further than this function) and has the workflow provision the user. It answers the
+// user's id when it is known.
+func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms bool) (*uuid.UUID, error) {
+	if p := link.Usable(s.Now()); p != nil {
+		return nil, p
+	}
+	if !acceptTerms {
+		p := problem.New(contract.CodeTermsNotAccepted, "Accept the Terms of Service to join.")
+		p.Errors = []problem.FieldError{{Field: "accept_terms", Message: "must be true"}}
+		return nil, p
+	}
+	requires, err := s.RequiresPassword(ctx, link.Invitation)
+	if err != nil {
+		return nil, err
+	}
+	var hash string
+	if requires {
+		if msg := password.Check(pw); msg != "" {
+			p := problem.New(contract.CodePasswordPolicy, "%s Passwords need %s.", problem.Sentence(msg), password.PolicyText)
+			p.Errors = []problem.FieldError{{Field: "password", Message: msg}}
+			return nil, p
+		}
+		if hash, err = s.Hasher.Hash(ctx, pw); err != nil {
+			return nil, err
+		}
+	}
+	var res contract.AcceptResult
+	err = s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateAccept,
+		contract.AcceptRequest{Generation: link.Generation, PasswordHash: hash}, &res)
+	if errors.Is(err, workflowclient.ErrWorkflowClosed) {
+		return nil, s.closedLinkProblem(ctx, link)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res.UserID != uuid.Nil {
+		return &res.UserID, nil
+	}
+	if inv, err := s.Store.GetInvitation(ctx, link.Invitation.ID); err == nil {
+		return inv.UserID, nil
+	}
+	return nil, nil
+}
+
+// Decline has the workflow close the invitation and release its seat.
+func (s *Service) Decline(ctx context.Context, link Link) error {
+	if p := link.Usable(s.Now()); p != nil {
+		return p
+	}
+	var st contract.State
+	err := s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateDecline, contract.DeclineRequest{Generation: link.Generation}, &st)
+	if errors.Is(err, workflowclient.ErrWorkflowClosed) {
+		return s.closedLinkProblem(ctx, link)
+	}
+	return err
+}
+
+// RequestRenewal has the workflow record that the invitee of an expired link asks for a new
+// invitation and email the inviter; the workflow refuses (rate_limited) more than one a day.
+func (s *Service) RequestRenewal(ctx context.Context, link Link) error {
+	var st contract.State
+	return s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateRequestRenewal, contract.RenewalRequest{Generation: link.Generation}, &st)
+}
+
+// MovedOn reports whether err means the invitation changed under the request (renewed,
+// revoked, finished), so the answer is the link's state as it is now.
+func MovedOn(err error) bool {
+	var p *problem.Problem
+	return errors.Is(err, workflowclient.ErrWorkflowClosed) ||
+		errors.As(err, &p) && (p.Code == contract.CodeInvalidState || p.Code == contract.CodeInvitationExpired)
+}
+
+// Invitation reads an invitation as it is now (after an accept, to show its outcome).
+func (s *Service) Invitation(ctx context.Context, id uuid.UUID) (store.Invitation, error) {
+	return s.Store.GetInvitation(ctx, id)
+}
+
+// closedLinkProblem answers an accept or decline whose workflow finished meanwhile, from
+// the invitation's row as it is now.
+func (s *Service) closedLinkProblem(ctx context.Context, link Link) error {
+	inv, err := s.Store.GetInvitation(ctx, link.Invitation.ID)
+	if err != nil {
+		return err
+	}
+	link.Invitation = inv
+	if p := link.Usable(s.Now()); p != nil {
+		return p
+	}
+	return problem.New(contract.CodeInvalidState, "This invitation can no longer be answered.")
+}

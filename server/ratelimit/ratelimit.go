@@ -1,0 +1,108 @@
+// Package ratelimit holds the in-process token buckets of the abuse rate limits
+// (docs/security.md): one bucket per key (a client address, an invite link, an account), in a
+// table that stays bounded. Each API replica enforces them on its own share of the traffic.
+package ratelimit
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/onboarding-service/onboarding/internal/config"
+	"github.com/onboarding-service/onboarding/server/problem"
+	"github.com/onboarding-service/onboarding/workflows/contract"
+)
+
+// maxBuckets bounds each limiter's table. Buckets idle long enough to be full again are
+// forgotten first; past the bound (a flood from very many addresses) the table is cleared,
+// which errs on letting requests through rather than on refusing everyone.
+const maxBuckets = 100_000
+
+// Set is one token bucket per key. A nil Set is a disabled limit: it allows everything.
+type Set struct {
+	limit rate.Limit
+	burst int
+	// idle is how long an untouched bucket takes to fill up again; it can then be dropped,
+	// since a new bucket is the same thing.
+	idle time.Duration
+
+	mu        sync.Mutex
+	buckets   map[string]*bucket
+	nextSweep time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+// New returns the set of a configured limit, or nil for a disabled one.
+func New(r config.RateLimit) *Set {
+	if !r.Enabled() {
+		return nil
+	}
+	return &Set{
+		limit:   rate.Limit(float64(r.Count) / r.Per.Seconds()),
+		burst:   r.Count,
+		idle:    r.Per,
+		buckets: map[string]*bucket{},
+	}
+}
+
+// Take spends one token of key's bucket; it returns 0 when the request may go on, else how
+// long until it would be allowed (nothing is spent then).
+func (l *Set) Take(key string, now time.Time) time.Duration {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.After(l.nextSweep) || len(l.buckets) >= maxBuckets {
+		l.sweep(now)
+	}
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[key] = b
+	}
+	b.last = now
+	r := b.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return l.idle
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+func (l *Set) sweep(now time.Time) {
+	for k, b := range l.buckets {
+		if now.Sub(b.last) >= l.idle {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) >= maxBuckets {
+		clear(l.buckets)
+	}
+	l.nextSweep = now.Add(l.idle)
+}
+
+// Size is how many buckets the table holds.
+func (l *Set) Size() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
+// Refusal is the 429 of a limit; what says whose budget is spent ("from this address").
+func Refusal(wait time.Duration, what string) *problem.Problem {
+	p := problem.New(contract.CodeRateLimited, "Too many requests %s; retry in %d seconds.", what, problem.RetryAfterSeconds(wait))
+	p.RetryAfter = wait
+	return p
+}
