@@ -24,7 +24,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/password"
 	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
-	"github.com/onboarding-service/onboarding/server"
+	"github.com/onboarding-service/onboarding/server/api"
 )
 
 // obsStack is the service as production runs it, for the observability tests: the real
@@ -177,7 +177,7 @@ func startObsStack(t *testing.T) *obsStack {
 	t.Cleanup(o.Client.Close)
 	reg := prometheus.NewRegistry() // one registry for both routers, as one API process has
 	newAPI := func(c config.Config) *httptest.Server {
-		s := httptest.NewServer(server.New(server.Deps{
+		s := httptest.NewServer(api.New(api.Deps{
 			Config: c, Store: stack.Store, Temporal: o.Client, Signer: invitetoken.NewSigner(c.TokenSecret),
 			Hasher: password.NewHasher(4), Logger: logger, Registry: reg,
 		}))

@@ -18,13 +18,13 @@ import (
 	"github.com/onboarding-service/onboarding/internal/devstack"
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
-	"github.com/onboarding-service/onboarding/server"
+	"github.com/onboarding-service/onboarding/server/api"
 )
 
 // securityAPI starts another API process over the shared database, Temporal and worker, with cfg.
 func securityAPI(t *testing.T, cfg config.Config) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(server.New(server.Deps{
+	srv := httptest.NewServer(api.New(api.Deps{
 		Config: cfg, Store: stack.Store, Temporal: stack.Temporal,
 		Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...),
 		Hasher: password.NewHasher(2), Registry: prometheus.NewRegistry(),

@@ -27,7 +27,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
-	"github.com/onboarding-service/onboarding/server"
+	"github.com/onboarding-service/onboarding/server/api"
 	"github.com/onboarding-service/onboarding/worker"
 )
 
@@ -75,7 +75,7 @@ func startSidePair(t *testing.T, name string, adjust func(*config.Config)) *side
 		}
 		t.Cleanup(w.Stop)
 	}
-	p.api = httptest.NewServer(server.New(server.Deps{
+	p.api = httptest.NewServer(api.New(api.Deps{
 		Config: cfg, Store: stack.Store, Temporal: c, Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...),
 		Hasher: password.NewHasher(2), Logger: logger, Registry: prometheus.NewRegistry(),
 	}))
