@@ -24,8 +24,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/onboarding-service/onboarding/internal/password"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 )
 
 // serverWith builds another server with the harness's configuration and dependencies, changed by f.

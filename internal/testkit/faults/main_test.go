@@ -23,7 +23,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 )
 
 // record makes TestRecordHistories write what it recorded into workflows/testdata/histories.

@@ -1,7 +1,7 @@
-// Package stacktest starts the whole service for tests: a Temporal dev server (the pinned CLI), a
+// Package stack starts the whole service for tests: a Temporal dev server (the pinned CLI), a
 // Postgres database of its own, a real worker and the real API router, with a test server
 // speaking Resend's HTTP API as the only stand-in. The end-to-end and the API's own tests use it.
-package stacktest
+package stack
 
 import (
 	"context"
@@ -31,9 +31,9 @@ import (
 	"github.com/onboarding-service/onboarding/internal/devstack"
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 	"github.com/onboarding-service/onboarding/server"
 	"github.com/onboarding-service/onboarding/worker"
 )

@@ -1,4 +1,4 @@
-package stacktest
+package stack
 
 import (
 	"context"
