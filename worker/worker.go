@@ -179,13 +179,12 @@ func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*ac
 		mailer = m
 	}
 	return &activities.Activities{
-		Store:          st,
-		Mailer:         mailer,
-		Links:          invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...), Template: cfg.AcceptURLTemplate},
-		From:           cfg.EmailFrom,
-		PortalURL:      cfg.PublicBaseURL,
-		Logger:         logger,
-		ProvisionDelay: cfg.ProvisionDelay,
+		Store:     st,
+		Mailer:    mailer,
+		Links:     invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...), Template: cfg.AcceptURLTemplate},
+		From:      cfg.EmailFrom,
+		PortalURL: cfg.PublicBaseURL,
+		Logger:    logger,
 	}, nil
 }
 

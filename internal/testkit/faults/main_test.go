@@ -37,8 +37,10 @@ type suite struct {
 	artifacts string
 	apiBin    string
 	workerBin string
-	cliBin    string
-	tmp       string
+	// slowWorkerBin is the real worker with provisioning held back (startSlowWorker).
+	slowWorkerBin string
+	cliBin        string
+	tmp           string
 
 	dbURL string
 	// db is the tests' own pool, for SQL assertions; admin is connected to the server's
@@ -158,14 +160,15 @@ func setUp(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// build compiles the API and the worker into the suite's scratch directory, with the race
-// detector when the tests run with it, so the processes under fault are checked for races too.
+// build compiles the API, the worker and the test kit's slow-provisioning worker into the
+// suite's scratch directory, with the race detector when the tests run with it, so the
+// processes under fault are checked for races too.
 func (s *suite) build(ctx context.Context) error {
 	args := []string{"build", "-o", s.tmp + string(filepath.Separator)}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "./server/cmd/onboarding-api", "./worker/cmd/onboarding-worker")
+	args = append(args, "./server/cmd/onboarding-api", "./worker/cmd/onboarding-worker", "./internal/testkit/cmd/onboarding-worker-slow")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = s.root
 	out, err := cmd.CombinedOutput()
@@ -174,6 +177,7 @@ func (s *suite) build(ctx context.Context) error {
 	}
 	s.apiBin = filepath.Join(s.tmp, "onboarding-api")
 	s.workerBin = filepath.Join(s.tmp, "onboarding-worker")
+	s.slowWorkerBin = filepath.Join(s.tmp, "onboarding-worker-slow")
 	return nil
 }
 
