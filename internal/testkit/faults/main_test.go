@@ -24,6 +24,7 @@ import (
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
 	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/testdb"
 )
 
 // record makes TestRecordHistories write what it recorded into workflows/testdata/histories.
@@ -113,7 +114,7 @@ func setUp(m *testing.M) (int, error) {
 		<-built
 		return 0, fmt.Errorf("postgres (run `make test`, which starts it): %w", err)
 	}
-	defer func() { _ = migrations.DropDatabase(context.Background(), s.dbURL) }()
+	defer func() { _ = testdb.Drop(context.Background(), s.dbURL) }()
 	if err := migrations.Apply(ctx, s.dbURL); err != nil {
 		<-built
 		return 0, err

@@ -34,6 +34,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
 	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/testdb"
 	"github.com/onboarding-service/onboarding/server"
 	"github.com/onboarding-service/onboarding/worker"
 )
@@ -113,7 +114,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := dropAbandoned(ctx, s.DBURL); err != nil {
 		return nil, fmt.Errorf("dropping abandoned test databases: %w", err)
 	}
-	s.defer_(func() { _ = migrations.DropDatabase(context.Background(), s.DBURL) })
+	s.defer_(func() { _ = testdb.Drop(context.Background(), s.DBURL) })
 	if err := migrations.Apply(ctx, s.DBURL); err != nil {
 		return nil, err
 	}
