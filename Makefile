@@ -2,7 +2,7 @@
 #
 #   make run      the whole service on this machine: Postgres, Temporal dev server, worker, API
 #   make test     vet and every test, end-to-end and fault-injection ones included (needs no `make run`; runs beside it)
-#   make test-faults       only the fault-injection suite (internal/faults), verbose
+#   make test-faults       only the fault-injection suite (internal/testkit/faults), verbose
 #   make record-histories  record the workflow histories that workflows/replay_test.go replays
 #   make bench    benchmarks, report in test-artifacts/bench.txt
 #   make build    compile everything, binaries into .bin/
@@ -66,12 +66,12 @@ test: deps workflowcheck chromium prometheus
 # The fault-injection suite (crashes, restarts, killed connections, Resend faults, races) is part
 # of `make test` (./...); this runs it alone. Logs of its processes: test-artifacts/faults/.
 test-faults: deps
-	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 20m -v ./internal/faults
+	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 20m -v ./internal/testkit/faults
 
 # Re-record the lifecycle histories replayed by workflows/replay_test.go, from real runs. Only for
 # a deliberately incompatible workflow change; see docs/operations.md.
 record-histories: deps
-	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -count=1 -timeout 10m ./internal/faults -run '^TestRecordHistories$$' -record
+	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -count=1 -timeout 10m ./internal/testkit/faults -run '^TestRecordHistories$$' -record
 
 bench: deps
 	mkdir -p test-artifacts

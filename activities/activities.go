@@ -54,9 +54,6 @@ type Activities struct {
 	Logger    *slog.Logger
 	// Metrics records business metrics; nil records nothing.
 	Metrics *metrics.Business
-	// ProvisionDelay delays each provisioning attempt before its transaction. It is zero in
-	// service; fault-injection tests set it (PROVISION_DELAY) to kill a worker mid-activity.
-	ProvisionDelay time.Duration
 }
 
 // Error types of non-retryable activity failures beyond the workflow's business codes.
@@ -129,13 +126,6 @@ type ProvisionResult struct {
 
 // ProvisionUser creates or reuses the user, the membership and the seat.
 func (a *Activities) ProvisionUser(ctx context.Context, in ProvisionInput) (ProvisionResult, error) {
-	if a.ProvisionDelay > 0 {
-		select {
-		case <-time.After(a.ProvisionDelay):
-		case <-ctx.Done():
-			return ProvisionResult{}, ctx.Err()
-		}
-	}
 	start := time.Now()
 	p, err := a.Store.ProvisionUser(ctx, in.InvitationID, in.Generation, in.PasswordHash)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/onboarding-service/onboarding/internal/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 )
 
 func TestResendMailer(t *testing.T) {

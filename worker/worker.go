@@ -22,6 +22,7 @@ import (
 	tallyprom "github.com/uber-go/tally/v4/prometheus"
 	"go.temporal.io/sdk/client"
 	sdktally "go.temporal.io/sdk/contrib/tally"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -34,9 +35,22 @@ import (
 	"github.com/onboarding-service/onboarding/workflows"
 )
 
+// Option adjusts the workers Run and New build.
+type Option func(*options)
+
+type options struct {
+	interceptors []interceptor.WorkerInterceptor
+}
+
+// WithInterceptors adds worker interceptors (tracing, auditing, ...) to both workers, around
+// every workflow and activity they run.
+func WithInterceptors(ics ...interceptor.WorkerInterceptor) Option {
+	return func(o *options) { o.interceptors = append(o.interceptors, ics...) }
+}
+
 // Run runs the worker until ctx is cancelled, then stops polling and lets in-flight activities
 // finish within the SDK's stop timeout.
-func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) error {
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -67,7 +81,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	acts.Metrics = metrics.NewBusiness(reg)
 	metrics.RegisterPending(reg, st.CountPending)
-	main, email := New(c, cfg, acts)
+	main, email := New(c, cfg, acts, opts...)
 
 	srv := &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(reg), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.WorkerMetricsAddr)
@@ -128,9 +142,14 @@ func stopAll(workers ...sdkworker.Worker) {
 // New builds the two workers: workflows and Postgres activities on the main queue, and emails
 // on a queue whose activities-per-second limit is shared by every worker process (Resend allows
 // 2 requests per second per team by default).
-func New(c client.Client, cfg config.Config, acts *activities.Activities) (main, email sdkworker.Worker) {
+func New(c client.Client, cfg config.Config, acts *activities.Activities, opts ...Option) (main, email sdkworker.Worker) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	main = sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{
 		WorkerStopTimeout: stopTimeout,
+		Interceptors:      o.interceptors,
 	})
 	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
 	main.RegisterActivity(acts)
@@ -139,6 +158,7 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities) (main,
 		TaskQueueActivitiesPerSecond: cfg.EmailRatePerSecond,
 		WorkerStopTimeout:            stopTimeout,
 		DisableWorkflowWorker:        true,
+		Interceptors:                 o.interceptors,
 	})
 	email.RegisterActivity(acts)
 	return main, email
@@ -159,13 +179,12 @@ func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*ac
 		mailer = m
 	}
 	return &activities.Activities{
-		Store:          st,
-		Mailer:         mailer,
-		Links:          invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...), Template: cfg.AcceptURLTemplate},
-		From:           cfg.EmailFrom,
-		PortalURL:      cfg.PublicBaseURL,
-		Logger:         logger,
-		ProvisionDelay: cfg.ProvisionDelay,
+		Store:     st,
+		Mailer:    mailer,
+		Links:     invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...), Template: cfg.AcceptURLTemplate},
+		From:      cfg.EmailFrom,
+		PortalURL: cfg.PublicBaseURL,
+		Logger:    logger,
 	}, nil
 }
 

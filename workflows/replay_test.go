@@ -19,14 +19,14 @@ import (
 )
 
 // Replay tests: histories of real runs of every lifecycle path, recorded on the real stack by
-// internal/faults (TestRecordHistories) and committed under testdata/histories, are replayed
+// internal/testkit/faults (TestRecordHistories) and committed under testdata/histories, are replayed
 // against the workflow code as it is now. A change that would make a running invitation's
 // workflow take a different path through its own history (a new activity or timer, a reordered
 // one, a removed update handler...) fails here instead of in production, where it would stop
 // every open invitation with a non-determinism error. docs/operations.md says how to make such
 // a change safely (workflow.GetVersion) and when to record again:
 //
-//	go test ./internal/faults -run TestRecordHistories -record
+//	go test ./internal/testkit/faults -run TestRecordHistories -record
 
 // historyPaths are the lifecycle paths whose histories must be present: deleting one to make
 // this test pass is not a fix.

@@ -50,8 +50,6 @@ type Config struct {
 	// EmailHashKey keys the InviteeEmailHash search attribute (EMAIL_HASH_KEY, else derived
 	// from TOKEN_SECRET).
 	EmailHashKey []byte
-	// ProvisionDelay delays each provisioning attempt; for fault-injection tests only.
-	ProvisionDelay time.Duration
 
 	BootstrapAPIToken string
 	WorkerMetricsAddr string
@@ -109,7 +107,6 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		BootstrapAPIToken: str("BOOTSTRAP_API_TOKEN", ""),
 		WorkerMetricsAddr: str("WORKER_METRICS_ADDR", "127.0.0.1:9091"),
 		LogLevel:          str("LOG_LEVEL", "info"),
-		ProvisionDelay:    dur("PROVISION_DELAY", "0s", true),
 	}
 	if c.Env != "development" && c.Env != "production" {
 		errs = append(errs, fmt.Errorf("APP_ENV: %q must be development or production", c.Env))

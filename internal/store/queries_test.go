@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/onboarding-service/onboarding/internal/store/migrations"
+	"github.com/onboarding-service/onboarding/internal/testkit/testdb"
 
 	"github.com/google/uuid"
 )
@@ -38,7 +39,7 @@ func catalogTestStore(t *testing.T) *Store {
 	if err := migrations.EnsureDatabase(ctx, dbURL); err != nil {
 		t.Fatalf("no Postgres for store tests (make test starts it): %v", err)
 	}
-	t.Cleanup(func() { _ = migrations.DropDatabase(context.Background(), dbURL) })
+	t.Cleanup(func() { _ = testdb.Drop(context.Background(), dbURL) })
 	if err := migrations.Apply(ctx, dbURL); err != nil {
 		t.Fatal(err)
 	}

@@ -44,8 +44,8 @@ func WithPayloadEncryption(cfg config.Config) Option {
 	}
 }
 
-// Options returns the client options for cfg without connecting; Dial uses it, and tests can
-// inspect it.
+// Options returns the client options for cfg without connecting: Dial uses it, and the API
+// checks its Temporal settings with it before it can reach the server.
 func Options(cfg config.Config, logger *slog.Logger, opts ...Option) (client.Options, error) {
 	o := client.Options{
 		HostPort:  cfg.TemporalAddress,

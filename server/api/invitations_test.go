@@ -23,8 +23,8 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/onboarding-service/onboarding/internal/password"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 )
 
 // serverWith builds another server with the harness's configuration and dependencies, changed by f.

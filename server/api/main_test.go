@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/internal/stacktest"
+	stacktest "github.com/onboarding-service/onboarding/internal/testkit/stack"
 	"github.com/onboarding-service/onboarding/server/api"
 )
 

@@ -24,8 +24,8 @@ import (
 	"github.com/onboarding-service/onboarding/internal/config"
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 )
 
 // The package's tests run the API over the real service: Postgres, a Temporal dev server and a

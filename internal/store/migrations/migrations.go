@@ -38,7 +38,8 @@ func Apply(ctx context.Context, databaseURL string) error {
 }
 
 // EnsureDatabase creates the database named in databaseURL if it does not exist, connecting
-// to the server's `postgres` database to do so. It is for development and tests.
+// to the server's `postgres` database to do so: the worker's `migrate` command, the dev stack
+// and the test kit start with it.
 func EnsureDatabase(ctx context.Context, databaseURL string) error {
 	u, err := url.Parse(databaseURL)
 	if err != nil {
@@ -67,23 +68,5 @@ func EnsureDatabase(ctx context.Context, databaseURL string) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created concurrently
 		return nil
 	}
-	return err
-}
-
-// DropDatabase removes the database named in databaseURL; tests use it to clean up.
-func DropDatabase(ctx context.Context, databaseURL string) error {
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		return err
-	}
-	name := strings.TrimPrefix(u.Path, "/")
-	admin := *u
-	admin.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, admin.String())
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
 	return err
 }

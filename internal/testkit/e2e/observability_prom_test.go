@@ -18,7 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/internal/observability"
+	"github.com/onboarding-service/onboarding/internal/testkit/monitoring"
 )
 
 // prometheusServer is Debian's Prometheus running the shipped configuration against the
@@ -36,8 +36,8 @@ func startPrometheus(t *testing.T, o *obsStack) *prometheusServer {
 	if err != nil {
 		t.Fatal("prometheus not found: run `make prometheus` (Debian's prometheus package), as `make test` does")
 	}
-	shipped := filepath.Join(o.Root, observability.Dir)
-	data, err := os.ReadFile(filepath.Join(shipped, observability.PrometheusConfig))
+	shipped := filepath.Join(o.Root, monitoring.Dir)
+	data, err := os.ReadFile(filepath.Join(shipped, monitoring.PrometheusConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func startPrometheus(t *testing.T, o *obsStack) *prometheusServer {
 		t.Fatal(err)
 	}
 	_ = os.WriteFile(filepath.Join(o.Artifacts, "prometheus.yml"), out, 0o644)
-	rules, _ := filepath.Glob(filepath.Join(shipped, observability.RulesGlob))
+	rules, _ := filepath.Glob(filepath.Join(shipped, monitoring.RulesGlob))
 	if err := os.MkdirAll(filepath.Join(dir, "rules"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func (o *obsStack) checkPrometheus(t *testing.T, prom *prometheusServer, sc *obs
 			if name == "up" {
 				q = `up{job=~"onboarding-api|onboarding-worker"} == 1`
 			}
-			if observability.Synthetic(name) && name != "up" {
+			if monitoring.Synthetic(name) && name != "up" {
 				continue
 			}
 			res, err := prom.query(q)
@@ -316,7 +316,7 @@ func (o *obsStack) checkPrometheus(t *testing.T, prom *prometheusServer, sc *obs
 	t.Logf("Prometheus holds all %d metrics the rules and dashboards name", len(uses))
 
 	// Every rule evaluates without error.
-	rules, err := observability.LoadRules(o.Root)
+	rules, err := monitoring.LoadRules(o.Root)
 	if err != nil {
 		t.Fatal(err)
 	}

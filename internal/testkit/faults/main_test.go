@@ -23,7 +23,8 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/testdb"
 )
 
 // record makes TestRecordHistories write what it recorded into workflows/testdata/histories.
@@ -37,8 +38,10 @@ type suite struct {
 	artifacts string
 	apiBin    string
 	workerBin string
-	cliBin    string
-	tmp       string
+	// slowWorkerBin is the real worker with provisioning held back (startSlowWorker).
+	slowWorkerBin string
+	cliBin        string
+	tmp           string
 
 	dbURL string
 	// db is the tests' own pool, for SQL assertions; admin is connected to the server's
@@ -111,7 +114,7 @@ func setUp(m *testing.M) (int, error) {
 		<-built
 		return 0, fmt.Errorf("postgres (run `make test`, which starts it): %w", err)
 	}
-	defer func() { _ = migrations.DropDatabase(context.Background(), s.dbURL) }()
+	defer func() { _ = testdb.Drop(context.Background(), s.dbURL) }()
 	if err := migrations.Apply(ctx, s.dbURL); err != nil {
 		<-built
 		return 0, err
@@ -158,14 +161,15 @@ func setUp(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// build compiles the API and the worker into the suite's scratch directory, with the race
-// detector when the tests run with it, so the processes under fault are checked for races too.
+// build compiles the API, the worker and the test kit's slow-provisioning worker into the
+// suite's scratch directory, with the race detector when the tests run with it, so the
+// processes under fault are checked for races too.
 func (s *suite) build(ctx context.Context) error {
 	args := []string{"build", "-o", s.tmp + string(filepath.Separator)}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "./server/cmd/onboarding-api", "./worker/cmd/onboarding-worker")
+	args = append(args, "./server/cmd/onboarding-api", "./worker/cmd/onboarding-worker", "./internal/testkit/cmd/onboarding-worker-slow")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = s.root
 	out, err := cmd.CombinedOutput()
@@ -174,6 +178,7 @@ func (s *suite) build(ctx context.Context) error {
 	}
 	s.apiBin = filepath.Join(s.tmp, "onboarding-api")
 	s.workerBin = filepath.Join(s.tmp, "onboarding-worker")
+	s.slowWorkerBin = filepath.Join(s.tmp, "onboarding-worker-slow")
 	return nil
 }
 

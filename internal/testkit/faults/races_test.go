@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Races. internal/e2e/races_test.go already covers 20 concurrent creates for 3 seats followed by
+// Races. internal/testkit/e2e/races_test.go already covers 20 concurrent creates for 3 seats followed by
 // 20 concurrent accepts, 20 concurrent creates of one person, and 20 under one Idempotency-Key;
 // these add what it does not: every action and the expiry timer on one invitation at once, the
 // seat constraint attacked in SQL and through renewals competing with creates, and 50 creates

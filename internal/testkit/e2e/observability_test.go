@@ -14,7 +14,7 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/onboarding-service/onboarding/internal/observability"
+	"github.com/onboarding-service/onboarding/internal/testkit/monitoring"
 )
 
 // TestObservability is issue 4's proof that support and SREs can read the service: it runs the
@@ -37,7 +37,7 @@ func TestObservability(t *testing.T) {
 	sc := driveEveryOutcome(t, o)
 	t.Cleanup(func() { o.terminateUnregistered(t, sc) })
 
-	uses, err := observability.ExpressionMetrics(o.Root)
+	uses, err := monitoring.ExpressionMetrics(o.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestObservability(t *testing.T) {
 		worker, api = o.checkBusinessMetrics(t)
 		emitted := obsUnion(worker.names, api.names)
 		for _, name := range slices.Sorted(maps.Keys(uses)) {
-			if observability.Synthetic(name) {
+			if monitoring.Synthetic(name) {
 				continue // Prometheus makes these; checked in the prometheus subtest
 			}
 			if !emitted[name] {
@@ -71,28 +71,28 @@ func TestObservability(t *testing.T) {
 			t.Skip("no scrape: exported-metrics failed")
 		}
 		emitted := obsUnion(worker.names, api.names)
-		uids, err := observability.DatasourceUIDs(o.Root)
+		uids, err := monitoring.DatasourceUIDs(o.Root)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dashboards, err := observability.LoadDashboards(o.Root)
+		dashboards, err := monitoring.LoadDashboards(o.Root)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, d := range dashboards {
 			name := filepath.Base(d.File)
-			if err := observability.Validate(d, uids); err != nil {
+			if err := monitoring.Validate(d, uids); err != nil {
 				t.Errorf("%s is not a valid Grafana dashboard: %v", name, err)
 			}
 			withData := 0
 			queries := d.Queries()
 			for _, q := range queries {
-				metrics := observability.MetricNames(q.Expr)
+				metrics := monitoring.MetricNames(q.Expr)
 				if len(metrics) == 0 {
 					t.Errorf("%s %s: no metric in %q", name, q.Where, q.Expr)
 				}
 				for _, m := range metrics {
-					if !emitted[m] && !observability.Synthetic(m) {
+					if !emitted[m] && !monitoring.Synthetic(m) {
 						t.Errorf("%s %s: metric %s was not emitted by the live run", name, q.Where, m)
 					}
 				}

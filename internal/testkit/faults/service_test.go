@@ -111,7 +111,6 @@ func newService(t *testing.T, name string, settings map[string]string) *service 
 		"TEMPORAL_API_KEY":      "",
 		"TEMPORAL_TLS_CERT":     "",
 		"TEMPORAL_TLS_KEY":      "",
-		"PROVISION_DELAY":       "0s",
 		// The API's abuse limits are not what these tests are about: off.
 		"RATE_LIMIT_INVITEE_IP":          "0",
 		"RATE_LIMIT_INVITEE_TOKEN":       "0",
@@ -181,7 +180,22 @@ func (s *service) startAPI(t *testing.T) *proc {
 // endpoint answers (its pollers start right after).
 func (s *service) startWorker(t *testing.T, extra map[string]string) *proc {
 	t.Helper()
-	p := s.start(t, "worker", env.workerBin, extra)
+	return s.startWorkerBin(t, env.workerBin, extra)
+}
+
+// startSlowWorker starts the test kit's worker (internal/testkit/cmd/onboarding-worker-slow):
+// the real worker with every provisioning attempt held for delay before it runs, so a test can
+// act on the worker while an accept's provisioning is on it.
+func (s *service) startSlowWorker(t *testing.T, delay time.Duration, extra map[string]string) *proc {
+	t.Helper()
+	vars := map[string]string{"TESTKIT_PROVISION_DELAY": delay.String()}
+	maps.Copy(vars, extra)
+	return s.startWorkerBin(t, env.slowWorkerBin, vars)
+}
+
+func (s *service) startWorkerBin(t *testing.T, bin string, extra map[string]string) *proc {
+	t.Helper()
+	p := s.start(t, "worker", bin, extra)
 	waitHTTP(t, p, "http://"+s.metricsAddr+"/healthz")
 	s.mu.Lock()
 	s.worker = p

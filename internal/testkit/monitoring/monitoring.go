@@ -1,8 +1,8 @@
-// Package observability reads the service's shipped monitoring configuration
+// Package monitoring reads the service's shipped monitoring configuration
 // (deploy/observability): the Prometheus alert rules and the Grafana dashboards. It names the
 // metrics their queries select, so that tests hold them against what the processes export and a
 // renamed metric breaks the build instead of a dashboard or an alert.
-package observability
+package monitoring
 
 import (
 	"encoding/json"

@@ -110,14 +110,14 @@ func checkProvisionedOnce(t *testing.T, svc *service, f fixture, id, email strin
 }
 
 // TestWorkerKilledDuringProvisioning: the worker is SIGKILLed while the accept's provisioning
-// activity runs on it (PROVISION_DELAY holds it there). A worker started afterwards finishes it
+// activity runs on it (the test kit's slow worker holds it there). A worker started afterwards finishes it
 // once Temporal notices the loss (the activity's 30 s start-to-close timeout); the invitee's
 // accept answers 200 or a retry-safe 503, and retrying answers consistently; Postgres holds
 // exactly one user, membership and used seat.
 func TestWorkerKilledDuringProvisioning(t *testing.T) {
 	t.Parallel()
 	svc := newService(t, "workerkill", nil)
-	first := svc.startWorker(t, map[string]string{"PROVISION_DELAY": "5s"})
+	first := svc.startSlowWorker(t, 5*time.Second, nil)
 	svc.startAPI(t)
 	c := svc.client()
 	f := newFixture(t, c, 2)
@@ -157,7 +157,7 @@ func TestWorkerKilledDuringProvisioning(t *testing.T) {
 func TestWorkerSIGTERMFinishesActivity(t *testing.T) {
 	t.Parallel()
 	svc := newService(t, "workerterm", nil)
-	first := svc.startWorker(t, map[string]string{"PROVISION_DELAY": "5s"})
+	first := svc.startSlowWorker(t, 5*time.Second, nil)
 	svc.startAPI(t)
 	c := svc.client()
 	f := newFixture(t, c, 2)
@@ -205,7 +205,7 @@ func TestWorkerSIGTERMHandsBackActivity(t *testing.T) {
 	t.Parallel()
 	slow := newSlowResend(t, 10*time.Second)
 	svc := newService(t, "workerhandback", map[string]string{"RESEND_BASE_URL": slow.URL})
-	first := svc.startWorker(t, map[string]string{"PROVISION_DELAY": "28s", "EMAIL_RATE_PER_SECOND": "0.25"})
+	first := svc.startSlowWorker(t, 28*time.Second, map[string]string{"EMAIL_RATE_PER_SECOND": "0.25"})
 	svc.startAPI(t)
 	c := svc.client()
 	f := newFixture(t, c, 8)

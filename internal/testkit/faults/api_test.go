@@ -227,7 +227,7 @@ func listWorkflows(t *testing.T, c client.Client, query string) map[string]strin
 func TestAPIGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	svc := newService(t, "apiterm", nil)
-	svc.startWorker(t, map[string]string{"PROVISION_DELAY": "4s"})
+	svc.startSlowWorker(t, 4*time.Second, nil)
 	api := svc.startAPI(t)
 	c := svc.client()
 	f := newFixture(t, c, 2)

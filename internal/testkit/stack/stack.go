@@ -1,7 +1,7 @@
-// Package stacktest starts the whole service for tests: a Temporal dev server (the pinned CLI), a
+// Package stack starts the whole service for tests: a Temporal dev server (the pinned CLI), a
 // Postgres database of its own, a real worker and the real API router, with a test server
 // speaking Resend's HTTP API as the only stand-in. The end-to-end and the API's own tests use it.
-package stacktest
+package stack
 
 import (
 	"context"
@@ -31,9 +31,10 @@ import (
 	"github.com/onboarding-service/onboarding/internal/devstack"
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/testdb"
 	"github.com/onboarding-service/onboarding/server/api"
 	"github.com/onboarding-service/onboarding/worker"
 )
@@ -113,7 +114,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := dropAbandoned(ctx, s.DBURL); err != nil {
 		return nil, fmt.Errorf("dropping abandoned test databases: %w", err)
 	}
-	s.defer_(func() { _ = migrations.DropDatabase(context.Background(), s.DBURL) })
+	s.defer_(func() { _ = testdb.Drop(context.Background(), s.DBURL) })
 	if err := migrations.Apply(ctx, s.DBURL); err != nil {
 		return nil, err
 	}

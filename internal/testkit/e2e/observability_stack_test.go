@@ -22,8 +22,8 @@ import (
 	"github.com/onboarding-service/onboarding/internal/devstack"
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 	"github.com/onboarding-service/onboarding/server/api"
 )
 

@@ -1,4 +1,4 @@
-package observability
+package monitoring
 
 import (
 	"bufio"
@@ -12,14 +12,18 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/onboarding-service/onboarding/internal/devstack"
 )
 
-// These tests check the shipped configuration on its own; internal/e2e's TestObservability holds
-// it against the running service and a real Prometheus.
+// These tests check the shipped configuration on its own; internal/testkit/e2e's
+// TestObservability holds it against the running service and a real Prometheus.
 
+// repoRoot is the module's root, found from the test's directory rather than counted in "../"
+// steps, so the package can move without its tests reading the wrong directory.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := devstack.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

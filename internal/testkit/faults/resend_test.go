@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/onboarding-service/onboarding/activities"
-	"github.com/onboarding-service/onboarding/internal/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 )
 
 // Resend faults, injected by the fake Resend for one recipient at a time.

@@ -8,5 +8,5 @@
 // TestRecordHistories also records the histories of every lifecycle path from real runs; with
 // -record it writes them to workflows/testdata/histories, which workflows/replay_test.go replays:
 //
-//	go test ./internal/faults -run TestRecordHistories -record
+//	go test ./internal/testkit/faults -run TestRecordHistories -record
 package faults

@@ -25,7 +25,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/onboarding-service/onboarding/internal/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 	"github.com/onboarding-service/onboarding/workflows"
 )
 
@@ -38,7 +38,7 @@ const historiesDir = "workflows/testdata/histories"
 // writes them to workflows/testdata/histories, one JSON file per run (<path>.json, or
 // <path>.runN.json when the path continues as new), for workflows/replay_test.go:
 //
-//	go test ./internal/faults -run TestRecordHistories -record
+//	go test ./internal/testkit/faults -run TestRecordHistories -record
 //
 // The files it writes replace those of the same names. When a workflow change is guarded by
 // workflow.GetVersion, keep the old histories first (rename them aside, e.g. accepted.json to

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onboarding-service/onboarding/internal/apitest"
+	"github.com/onboarding-service/onboarding/internal/testkit/apitest"
 
 	"github.com/google/uuid"
 )

@@ -1,4 +1,4 @@
-package stacktest
+package stack
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/store/migrations"
 
 	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/internal/testkit/testdb"
 )
 
 // TestDropAbandoned: a test database whose owner is gone is dropped; one whose owner lives is
@@ -28,7 +29,7 @@ func TestDropAbandoned(t *testing.T) {
 		if err := migrations.EnsureDatabase(ctx, db); err != nil {
 			t.Fatalf("postgres (make test starts it): %v", err)
 		}
-		t.Cleanup(func() { _ = migrations.DropDatabase(context.Background(), db) })
+		t.Cleanup(func() { _ = testdb.Drop(context.Background(), db) })
 	}
 	if err := dropAbandoned(ctx, live); err != nil {
 		t.Fatal(err)

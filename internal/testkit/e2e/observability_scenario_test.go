@@ -10,7 +10,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/onboarding-service/onboarding/internal/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 )
 
 // obsAccount is an account with its subscriptions, made through the observability stack's API.

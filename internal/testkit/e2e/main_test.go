@@ -7,10 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/onboarding-service/onboarding/internal/stacktest"
+	// Named stacktest here: the package's variable stack is the running stack.
+	stacktest "github.com/onboarding-service/onboarding/internal/testkit/stack"
 )
 
-// Short durations of stack.Short (see stacktest): expiry tests take seconds.
+// Short durations of stack.Short (see internal/testkit/stack): expiry tests take seconds.
 const (
 	shortTTL      = stacktest.ShortTTL
 	shortReminder = stacktest.ShortReminder

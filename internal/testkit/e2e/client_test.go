@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onboarding-service/onboarding/internal/apitest"
+	"github.com/onboarding-service/onboarding/internal/testkit/apitest"
 )
 
 // response is an HTTP answer with its body read.
