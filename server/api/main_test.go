@@ -17,7 +17,7 @@ import (
 )
 
 // TestMain starts the one stack the package's tests share: a Temporal dev server, a Postgres
-// database of its own and a real worker (internal/stacktest), with a Resend stand-in as the
+// database of its own and a real worker (internal/testkit/stack), with a Resend stand-in as the
 // only fake. It lives in the external test package because stacktest imports server; the
 // package's own tests get the stack through api.UseStack (stack_test.go). A stack that
 // cannot start fails the run: `make test` provides Postgres and the Temporal CLI.

@@ -49,7 +49,7 @@ func TestRoutingProblems(t *testing.T) {
 
 // TestMediaTypes: a JSON body is accepted without a Content-Type and with parameters on it.
 // (Oversized bodies, announced or chunked, other media types and malformed JSON are covered
-// end to end by internal/e2e TestBodyTooLarge, TestMalformedInput and TestErrorsValidation.)
+// end to end by internal/testkit/e2e TestBodyTooLarge, TestMalformedInput and TestErrorsValidation.)
 func TestMediaTypes(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -105,7 +105,7 @@ func TestCatalog(t *testing.T) {
 }
 
 // TestListValidation: each bad query parameter is named. (Paging with limit and cursor, newest
-// first, and filters are covered end to end by internal/e2e TestListInvitations.)
+// first, and filters are covered end to end by internal/testkit/e2e TestListInvitations.)
 func TestListValidation(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

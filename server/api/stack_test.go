@@ -29,12 +29,12 @@ import (
 )
 
 // The package's tests run the API over the real service: Postgres, a Temporal dev server and a
-// real worker, started once by TestMain (main_test.go) with internal/stacktest. Resend's remote
+// real worker, started once by TestMain (main_test.go) with internal/testkit/stack. Resend's remote
 // API is the only stand-in. Everything a test needs (accounts, subscriptions, groups,
 // invitations and their states) it makes through the API.
 
 // TestStack is the running service, handed over by TestMain. TestMain is in the external test
-// package because internal/stacktest imports this package; the package's own tests need the
+// package because internal/testkit/stack imports this package; the package's own tests need the
 // unexported server (its engine, signer, limits and clock), so they get the stack through UseStack.
 type TestStack struct {
 	// Cfg has the contract's durations; ShortCfg second-scale TTL, reminder and resend interval.
