@@ -31,11 +31,7 @@ import (
 func (h *harness) serverWith(f func(*Deps)) *Server {
 	d := h.deps()
 	f(&d)
-	var st storage
-	if d.Store != nil {
-		st = d.Store
-	}
-	return newServer(d, st)
+	return newServer(d)
 }
 
 // deadTemporal is a real Temporal client pointed at an address nothing listens on.
@@ -624,4 +620,52 @@ func TestInviteeDecline(t *testing.T) {
 		t.Errorf("subscription = %+v", s)
 	}
 	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, contract.CodeInvalidState)
+}
+
+// A create whose Postgres step outlasted its budget ends its workflow run with nothing recorded
+// (503). Temporal keeps answering that outcome to the create's update id, even after the run
+// closed, so a retry under the same Idempotency-Key must start a fresh run rather than be
+// handed the old failure for good. Here the subscription's row is locked for longer than the
+// create's 10 s budget, so the first run's create fails; the request (or its retry) then
+// succeeds once the lock is gone, and exactly one invitation holds one seat.
+func TestCreateAfterATimedOutCreate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	path := h.accountPath("/invitations")
+	body := h.inviteBody(uniqueEmail("slow"), "")
+
+	tx, err := stack.Store.Pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), `select 1 from subscriptions where id = $1 for update`, h.sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(11 * time.Second) // past the create's 10 s schedule-to-close budget
+		_ = tx.Rollback(context.Background())
+		close(released)
+	}()
+
+	var w *httptest.ResponseRecorder
+	for attempt := 0; ; attempt++ {
+		w = h.api("POST", path, body, "Idempotency-Key", "timed-out-create")
+		if w.Code != 503 || attempt == 5 {
+			break
+		}
+		<-released
+	}
+	inv := decodeJSON[invitationView](t, w, 201)
+	if inv.Status != "pending" {
+		t.Fatalf("created %+v", inv)
+	}
+	<-released
+	if l := decodeJSON[invitationListView](t, h.api("GET", path, ""), 200); len(l.Items) != 1 || l.Items[0].ID != inv.ID {
+		t.Errorf("invitations %+v, want the one created", l.Items)
+	}
+	var reserved int
+	if err := stack.Store.Pool.QueryRow(t.Context(), `select seats_reserved from subscriptions where id = $1`, h.sub.ID).Scan(&reserved); err != nil || reserved != 1 {
+		t.Errorf("seats_reserved = %d (%v), want 1", reserved, err)
+	}
 }

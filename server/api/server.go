@@ -7,7 +7,6 @@
 package api
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
@@ -42,34 +40,13 @@ type Deps struct {
 	Registry *prometheus.Registry
 }
 
-// storage is the part of *store.Store the handlers use; tests substitute a fake.
-type storage interface {
-	Ping(ctx context.Context) error
-	LookupAPIToken(ctx context.Context, token string) (store.APIToken, error)
-	CreateAccount(ctx context.Context, name string) (store.Account, error)
-	GetAccount(ctx context.Context, id uuid.UUID) (store.Account, error)
-	CreateSubscription(ctx context.Context, accountID uuid.UUID, application, name string, seats int, roles []string) (store.Subscription, error)
-	GetSubscription(ctx context.Context, accountID, id uuid.UUID) (store.Subscription, error)
-	CreateGroup(ctx context.Context, accountID uuid.UUID, name string) (store.Group, error)
-	GroupsNotInAccount(ctx context.Context, accountID uuid.UUID, ids []uuid.UUID) ([]uuid.UUID, error)
-	GetUser(ctx context.Context, id uuid.UUID) (store.User, error)
-	UserExistsWithEmail(ctx context.Context, email string) (bool, error)
-	IsActiveMember(ctx context.Context, accountID uuid.UUID, userID *uuid.UUID, email string) (bool, error)
-	PendingInvitationID(ctx context.Context, accountID uuid.UUID, email string) (uuid.UUID, error)
-	ClaimIdempotencyKey(ctx context.Context, accountID uuid.UUID, key string, requestHash []byte, proposedInvitationID uuid.UUID) (uuid.UUID, bool, error)
-	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
-	InvitationEvents(ctx context.Context, id uuid.UUID) ([]store.Event, error)
-	ListInvitations(ctx context.Context, accountID uuid.UUID, status, email string, limit int, cursor *store.Cursor) ([]store.Invitation, *store.Cursor, error)
-	ListAccountUsers(ctx context.Context, accountID uuid.UUID) ([]store.AccountUser, error)
-}
-
 // readyTimeout bounds each readiness check.
 const readyTimeout = 2 * time.Second
 
 // Server holds the API's dependencies.
 type Server struct {
 	cfg       config.Config
-	store     storage
+	store     *store.Store
 	temporal  client.Client
 	workflows *workflowclient.Client
 	signer    *invitetoken.Signer
@@ -91,16 +68,10 @@ type Server struct {
 }
 
 // New returns the API's HTTP handler.
-func New(d Deps) http.Handler {
-	var st storage
-	if d.Store != nil { // a nil *store.Store in the interface would hide that it is missing
-		st = d.Store
-	}
-	return newServer(d, st).engine
-}
+func New(d Deps) http.Handler { return newServer(d).engine }
 
-// newServer builds the server around any storage, so tests can use a fake.
-func newServer(d Deps, st storage) *Server {
+// newServer builds the server; the package's tests keep it to reach its clock and signer.
+func newServer(d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,7 +80,7 @@ func newServer(d Deps, st storage) *Server {
 	}
 	s := &Server{
 		cfg:       d.Config,
-		store:     st,
+		store:     d.Store,
 		temporal:  d.Temporal,
 		workflows: &workflowclient.Client{Temporal: d.Temporal, TaskQueue: d.Config.TemporalTaskQueue},
 		signer:    d.Signer,
@@ -122,7 +93,7 @@ func newServer(d Deps, st storage) *Server {
 	}
 	clock := func() time.Time { return s.now() } // the server's clock, as tests set it
 	s.invitee = &invitee.Service{
-		Store: st, Signer: d.Signer, Hasher: d.Hasher, Workflows: s.workflows,
+		Store: d.Store, Signer: d.Signer, Hasher: d.Hasher, Workflows: s.workflows,
 		LinkLimit: ratelimit.New(d.Config.RateInviteeToken), Now: clock,
 	}
 	s.pages = pages.New(pages.Deps{Config: d.Config, Invitee: s.invitee, Logger: d.Logger, Now: clock})

@@ -127,7 +127,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	}
 	logs := &syncLog{}
 	h := &harness{t: t, cfg: set.cfg, logs: logs}
-	h.srv = newServer(h.deps(), stack.Store)
+	h.srv = newServer(h.deps())
 
 	name, _ := json.Marshal(set.accountName)
 	acc := decodeJSON[accountView](t, h.api("POST", "/v1/accounts", `{"name":`+string(name)+`}`), 201)

@@ -22,7 +22,7 @@ import (
 	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
-// Store is what the invitee operations read; *store.Store has it, and the API's storage too.
+// Store is the part of *store.Store the invitee operations read.
 type Store interface {
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
 	UserExistsWithEmail(ctx context.Context, email string) (bool, error)

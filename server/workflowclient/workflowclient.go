@@ -38,9 +38,38 @@ var ErrWorkflowClosed = errors.New("the invitation's workflow has finished")
 // waiting until the workflow has reserved the seat and recorded the invitation (or refused).
 // Re-running it for the same id joins the running workflow, and the fixed update id makes
 // Temporal answer the first create's outcome instead of creating twice.
+//
+// A create that failed for a passing reason (its Postgres step ran out of time: the run then
+// ends, with nothing recorded) is not the invitation's fate, but Temporal keeps answering that
+// outcome to the same update id, even after the run closed. So Start tries again under an
+// update id named after the failed run: that starts a fresh run, and concurrent retries of the
+// same request, deriving the same id, join it rather than race it.
 func (w *Client) Start(ctx context.Context, in contract.InvitationInput) (contract.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	updateID := contract.CreateUpdateID
+	for {
+		st, runID, err := w.start(ctx, in, updateID)
+		var appErr *temporal.ApplicationError
+		switch {
+		case errors.As(err, &appErr) && appErr.Type() == string(contract.CodeUnavailable) && runID != "":
+			updateID = contract.CreateUpdateID + "-after-" + runID
+		case errors.As(err, &appErr) && appErr.Type() == string(contract.CodeInvalidState) && updateID != contract.CreateUpdateID:
+			// The failed run has not closed yet and refuses a second create: ask again once it has.
+			select {
+			case <-ctx.Done():
+				return st, workflowError(ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		default:
+			return st, workflowError(err)
+		}
+	}
+}
+
+// start is one update-with-start of the create update under updateID; it returns the run that
+// answered.
+func (w *Client) start(ctx context.Context, in contract.InvitationInput, updateID string) (contract.State, string, error) {
 	op := w.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       contract.InvitationWorkflowID(in.InvitationID),
 		TaskQueue:                w.TaskQueue,
@@ -51,15 +80,16 @@ func (w *Client) Start(ctx context.Context, in contract.InvitationInput) (contra
 		StartWorkflowOperation: op,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateName:   contract.UpdateCreate,
-			UpdateID:     contract.CreateUpdateID,
+			UpdateID:     updateID,
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
-	var st contract.State
-	if err == nil {
-		err = handle.Get(ctx, &st)
+	if err != nil {
+		return contract.State{}, "", err
 	}
-	return st, workflowError(err)
+	var st contract.State
+	err = handle.Get(ctx, &st)
+	return st, handle.RunID(), err
 }
 
 // Update runs an update on an invitation's workflow and waits for its outcome.
