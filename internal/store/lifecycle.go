@@ -272,36 +272,32 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 		if userID, err = ensureUser(ctx, tx, id, inv, passwordHash); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `
+		// The rest goes to Postgres in one round trip: a transaction that stays open across many
+		// round trips is the one a failing connection catches, again and again.
+		b := &pgx.Batch{}
+		b.Queue(`
 			insert into memberships (account_id, user_id, role, group_ids, state, invitation_id)
 			values ($1, $2, $3, $4, 'active', $5)
 			on conflict (account_id, user_id) do update
 			set role = excluded.role, group_ids = excluded.group_ids, state = 'active', invitation_id = excluded.invitation_id`,
 			inv.accountID, userID, inv.role, inv.groupIDs, id)
-		if err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `insert into seats (subscription_id, user_id, invitation_id) values ($1, $2, $3)
-			on conflict (subscription_id, user_id) do nothing`, inv.subscriptionID, userID, id)
-		if err != nil {
-			return err
-		}
 		// The reserved seat becomes a used one; if the user already held a seat, it is just freed.
-		used := tag.RowsAffected()
-		if _, err := tx.Exec(ctx, `update subscriptions set seats_reserved = seats_reserved - 1, seats_used = seats_used + $2 where id = $1`,
-			inv.subscriptionID, used); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `update invitations set status = 'accepted', user_id = $2, updated_at = now() where id = $1`, id, userID); err != nil {
+		b.Queue(`
+			with seat as (
+				insert into seats (subscription_id, user_id, invitation_id) values ($1, $2, $3)
+				on conflict (subscription_id, user_id) do nothing returning 1)
+			update subscriptions set seats_reserved = seats_reserved - 1, seats_used = seats_used + (select count(*) from seat)
+			where id = $1`, inv.subscriptionID, userID, id)
+		b.Queue(`update invitations set status = 'accepted', user_id = $2, updated_at = now() where id = $1`, id, userID)
+		b.Queue(`select coalesce(min(e.sent_at), i.created_at) from invitations i
+			left join emails e on e.invitation_id = i.id and e.kind = 'invite' and e.status = 'sent'
+			where i.id = $1 group by i.created_at`, id).QueryRow(func(row pgx.Row) error { return row.Scan(&p.FirstSentAt) })
+		queueEvent(b, id, string(contract.StatusAccepted), generation, "user "+userID.String()+" joined as "+inv.role)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 		p.New = true
-		if err := tx.QueryRow(ctx, `select coalesce(min(e.sent_at), i.created_at) from invitations i
-			left join emails e on e.invitation_id = i.id and e.kind = 'invite' and e.status = 'sent'
-			where i.id = $1 group by i.created_at`, id).Scan(&p.FirstSentAt); err != nil {
-			return err
-		}
-		return addEvent(ctx, tx, id, string(contract.StatusAccepted), generation, "user "+userID.String()+" joined as "+inv.role)
+		return nil
 	})
 	p.UserID = userID
 	if err != nil {
@@ -328,30 +324,44 @@ func ensureUser(ctx context.Context, tx pgx.Tx, invitationID uuid.UUID, inv lock
 		hash = &passwordHash
 	}
 	// The new user's id derives from the invitation, so the row is the same whoever inserts it.
+	// One statement: the inserted row, or the one that already has the address.
 	newID := uuid.NewSHA1(invitationID, []byte("user"))
-	_, err := tx.Exec(ctx, `insert into users (id, email, first_name, last_name, phone, password_hash)
-		values ($1, $2, $3, $4, $5, $6) on conflict (lower(email)) do nothing`,
-		newID, inv.email, inv.firstName, inv.lastName, inv.phone, hash)
-	if err != nil {
-		return uuid.Nil, err
-	}
 	var id uuid.UUID
-	err = tx.QueryRow(ctx, `select id from users where lower(email) = lower($1)`, inv.email).Scan(&id)
+	err := tx.QueryRow(ctx, `
+		with inserted as (
+			insert into users (id, email, first_name, last_name, phone, password_hash)
+			values ($1, $2, $3, $4, $5, $6) on conflict (lower(email)) do nothing returning id)
+		select id from inserted
+		union all
+		select id from users where lower(email) = lower($2)
+		limit 1`,
+		newID, inv.email, inv.firstName, inv.lastName, inv.phone, hash).Scan(&id)
 	return id, err
 }
 
 // AddEvent appends an entry to an invitation's story once per dedupe key.
 func (s *Store) AddEvent(ctx context.Context, invitationID uuid.UUID, typ, dedupeKey, detail string) error {
-	_, err := s.Pool.Exec(ctx, `insert into invitation_events (invitation_id, type, detail, dedupe_key)
-		values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`, invitationID, typ, detail, dedupeKey)
+	_, err := s.Pool.Exec(ctx, eventInsert, invitationID, typ, detail, dedupeKey)
 	return err
 }
 
 func addEvent(ctx context.Context, tx pgx.Tx, id uuid.UUID, typ string, generation int, detail string) error {
-	_, err := tx.Exec(ctx, `insert into invitation_events (invitation_id, type, detail, dedupe_key)
-		values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`,
-		id, typ, detail, fmt.Sprintf("%s:g%d:%s", id, generation, typ))
+	_, err := tx.Exec(ctx, eventInsert, id, typ, detail, eventKey(id, generation, typ))
 	return err
+}
+
+// queueEvent is addEvent as part of a batch.
+func queueEvent(b *pgx.Batch, id uuid.UUID, typ string, generation int, detail string) {
+	b.Queue(eventInsert, id, typ, detail, eventKey(id, generation, typ))
+}
+
+const eventInsert = `insert into invitation_events (invitation_id, type, detail, dedupe_key)
+	values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`
+
+// eventKey makes a lifecycle event appear once per invitation generation however often its
+// transaction is retried.
+func eventKey(id uuid.UUID, generation int, typ string) string {
+	return fmt.Sprintf("%s:g%d:%s", id, generation, typ)
 }
 
 // DiscardInvitation deletes a pending invitation whose creation the workflow abandoned (its
