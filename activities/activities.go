@@ -69,7 +69,7 @@ func (a *Activities) CreateInvitation(ctx context.Context, in store.NewInvitatio
 		a.Metrics.InvitationCreated()
 	}
 	if errors.Is(err, store.ErrSeatsExhausted) {
-		a.Metrics.SeatRefused("create")
+		a.Metrics.SeatRefused(metrics.SeatActionCreate)
 	}
 	return businessError(err)
 }
@@ -107,7 +107,7 @@ type RenewInput struct {
 func (a *Activities) RenewInvitation(ctx context.Context, in RenewInput) error {
 	err := a.Store.RenewInvitation(ctx, in.InvitationID, in.Generation, in.ExpiresAt)
 	if errors.Is(err, store.ErrSeatsExhausted) {
-		a.Metrics.SeatRefused("renew")
+		a.Metrics.SeatRefused(metrics.SeatActionRenew)
 	}
 	return businessError(err)
 }

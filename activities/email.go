@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/onboarding-service/onboarding/internal/metrics"
 	"github.com/onboarding-service/onboarding/internal/store"
 )
 
@@ -160,7 +161,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		a.logger(ctx, inv).Warn("email rejected", "kind", in.Kind, "error", err)
 		return SendEmailResult{Status: contract.DeliveryFailed, Error: err.Error()}, nil
 	case err != nil:
-		a.Metrics.Email(in.Kind, "error")
+		a.Metrics.Email(in.Kind, metrics.EmailResultError)
 		return SendEmailResult{}, err // retried with the same idempotency key
 	}
 	a.Metrics.Email(in.Kind, string(contract.DeliverySent))

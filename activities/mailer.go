@@ -55,13 +55,25 @@ func (r *ResendMailer) Send(ctx context.Context, m Message) (string, error) {
 		}
 		return "", temporal.NewApplicationErrorWithOptions("resend rate limit", "email_rate_limited",
 			temporal.ApplicationErrorOptions{NextRetryDelay: delay, Cause: err})
-	case err != nil && status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusConflict:
-		// 409 is Resend's "same key, request still in flight": retry it. Other 4xx cannot succeed.
+	case err != nil && status >= 400 && status < 500 && !retryableStatus(status):
+		// Any other 4xx is about this message (an invalid recipient, a bad field): no retry helps.
 		return "", fmt.Errorf("%w: resend answered %d: %v", ErrRejected, status, err)
 	case err != nil:
 		return "", err
 	}
 	return resp.Id, nil
+}
+
+// retryableStatus tells the 4xx answers a later attempt can get past: 408 (a timeout), 409
+// (Resend's "same key, request still in flight"), and 401 and 403, which are about the API key,
+// not the message: a key rotated or revoked by mistake is fixed by an operator within the
+// retry window, and every email then still goes out instead of having failed for good.
+func retryableStatus(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	return false
 }
 
 // statusRecorder notes the HTTP status of the response in the request's context, because

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -64,6 +65,17 @@ func TestResendMailer(t *testing.T) {
 			t.Fatalf("err = %v, want a retryable error", err)
 		}
 	})
+
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		t.Run(fmt.Sprintf("a %d (the API key, not the message) is retryable", status), func(t *testing.T) {
+			key := fmt.Sprintf("k%d", status)
+			faultFor(key, resendtest.Fault{Status: status, Message: "API key is invalid"})
+			_, err := m.Send(ctx, Message{From: msg.From, To: "a@b.test", Subject: "x", Text: "x", IdempotencyKey: key})
+			if err == nil || errors.Is(err, ErrRejected) {
+				t.Fatalf("err = %v, want a retryable error", err)
+			}
+		})
+	}
 
 	t.Run("a 429 retries after Retry-After", func(t *testing.T) {
 		faultFor("k429", resendtest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "7", Message: "slow down"})

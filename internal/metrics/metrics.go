@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/onboarding-service/onboarding/workflows/contract"
@@ -26,7 +27,7 @@ type Business struct {
 // NewBusiness registers the business metrics on reg.
 func NewBusiness(reg prometheus.Registerer) *Business {
 	f := promauto.With(reg)
-	return &Business{
+	b := &Business{
 		created: f.NewCounter(prometheus.CounterOpts{
 			Name: "onboarding_invitations_created_total",
 			Help: "Invitations recorded with a seat held.",
@@ -54,6 +55,38 @@ func NewBusiness(reg prometheus.Registerer) *Business {
 			Help:    "Duration of the provisioning transaction (user, membership, seat).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}),
+	}
+	b.initialise()
+	return b
+}
+
+// Label values the business metrics know, set to 0 at registration so that rules and panels
+// see every series from the first scrape instead of "no data" until the first event.
+var (
+	outcomes     = []contract.Status{contract.StatusAccepted, contract.StatusDeclined, contract.StatusRevoked, contract.StatusExpired}
+	seatActions  = []string{SeatActionCreate, SeatActionRenew}
+	emailKinds   = []contract.EmailKind{contract.KindInvite, contract.KindReminder, contract.KindWelcome, contract.KindRenewalRequest}
+	emailResults = []string{string(contract.DeliverySent), string(contract.DeliveryFailed), string(contract.DeliverySkipped), EmailResultError}
+)
+
+// Actions refused for want of a seat, and the email result of an attempt that will be retried.
+const (
+	SeatActionCreate = "create"
+	SeatActionRenew  = "renew"
+	EmailResultError = "error"
+)
+
+func (b *Business) initialise() {
+	for _, o := range outcomes {
+		b.completed.WithLabelValues(string(o))
+	}
+	for _, a := range seatActions {
+		b.seatRefusals.WithLabelValues(a)
+	}
+	for _, k := range emailKinds {
+		for _, r := range emailResults {
+			b.emails.WithLabelValues(string(k), r)
+		}
 	}
 }
 
@@ -94,19 +127,35 @@ func (b *Business) Accepted(firstSent time.Time, provisioning time.Duration) {
 	}
 }
 
-// RegisterPending exports onboarding_invitations_pending, read from Postgres at each scrape, so
-// every worker replica reports the same truth rather than its own share.
+// RegisterPending exports onboarding_invitations_pending, read from Postgres, so every worker
+// replica reports the same truth rather than its own share. The count is kept for
+// pendingCacheFor, so a scrape of every replica every few seconds costs Postgres at most one
+// small query per replica in that time.
 func RegisterPending(reg prometheus.Registerer, count func(context.Context) (int, error)) {
+	var (
+		mu     sync.Mutex
+		last   float64
+		readAt time.Time
+	)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "onboarding_invitations_pending",
 		Help: "Invitations pending now (each holds a seat).",
 	}, func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		if !readAt.IsZero() && time.Since(readAt) < pendingCacheFor {
+			return last
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		n, err := count(ctx)
 		if err != nil {
 			return -1 // a visible, impossible value rather than a stale one
 		}
-		return float64(n)
+		last, readAt = float64(n), time.Now()
+		return last
 	}))
 }
+
+// pendingCacheFor is how long one reading of the pending count is reported.
+const pendingCacheFor = 10 * time.Second
