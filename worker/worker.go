@@ -40,6 +40,8 @@ type Option func(*options)
 
 type options struct {
 	interceptors []interceptor.WorkerInterceptor
+	// onFatal hears the first fatal error of either worker (Run's own wiring).
+	onFatal func(error)
 }
 
 // WithInterceptors adds worker interceptors (tracing, auditing, ...) to both workers, around
@@ -81,9 +83,20 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	}
 	acts.Metrics = metrics.NewBusiness(reg)
 	metrics.RegisterPending(reg, st.CountPending)
+	// A fatal error (the namespace gone, a server the SDK cannot work with) stops a worker for
+	// good: the process then stops too, with an error, so an orchestrator restarts it and its
+	// readiness says so meanwhile, instead of it idling while looking alive.
+	var hs health
+	fatal := make(chan error, 2)
+	opts = append(opts, func(o *options) {
+		o.onFatal = func(err error) {
+			hs.fail(err)
+			fatal <- err
+		}
+	})
 	main, email := New(c, cfg, acts, opts...)
 
-	srv := &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(reg), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(reg, &hs), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.WorkerMetricsAddr)
 	if err != nil {
 		return fmt.Errorf("WORKER_METRICS_ADDR: %w", err)
@@ -104,7 +117,13 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	}
 	logger.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "email_task_queue", contract.EmailTaskQueue(cfg.TemporalTaskQueue),
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "mailer", mailerName(cfg), "payload_key_id", payloadKeyID(cfg))
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-fatal:
+		logger.Error("worker failed; stopping", "error", err)
+		stopAll(main, email)
+		return fmt.Errorf("worker: %w", err)
+	}
 	logger.Info("worker stopping")
 	began := time.Now()
 	stopAll(main, email)
@@ -150,6 +169,7 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities, opts .
 	main = sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{
 		WorkerStopTimeout: stopTimeout,
 		Interceptors:      o.interceptors,
+		OnFatalError:      o.onFatal,
 	})
 	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
 	main.RegisterActivity(acts)
@@ -159,6 +179,7 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities, opts .
 		WorkerStopTimeout:            stopTimeout,
 		DisableWorkflowWorker:        true,
 		Interceptors:                 o.interceptors,
+		OnFatalError:                 o.onFatal,
 	})
 	email.RegisterActivity(acts)
 	return main, email
@@ -222,9 +243,36 @@ func sdkMetrics(reg *prometheus.Registry, logger *slog.Logger) (client.MetricsHa
 	return sdktally.NewMetricsHandler(scope), func() { _ = closer.Close() }, nil
 }
 
-func metricsMux(reg *prometheus.Registry) http.Handler {
+func metricsMux(reg *prometheus.Registry, hs *health) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := hs.failure(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "failed: a worker stopped for good: %v\n", err)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
 	return mux
+}
+
+// health is what the worker's /healthz answers: ok until a worker stops on a fatal error.
+type health struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (h *health) fail(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err == nil {
+		h.err = err
+	}
+}
+
+func (h *health) failure() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
 }

@@ -1,12 +1,19 @@
 package faults
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Worker faults: a worker killed, or asked to stop, while it provisions a user.
@@ -263,4 +270,51 @@ func TestWorkerSIGTERMHandsBackActivity(t *testing.T) {
 			t.Errorf("%d invite emails to %s, want 1", n, addr)
 		}
 	}
+}
+
+// TestWorkerFatalErrorEndsTheProcess removes the namespace a running worker polls. That is a
+// fatal error for the SDK's workers once it has lasted the SDK's grace period (2 minutes of
+// polls answered NamespaceNotFound): they stop for good. The process must then end with a
+// non-zero exit and say why, so an orchestrator restarts it, instead of idling on while it
+// looks alive. (The dev server takes up to a minute to stop serving a deleted namespace.)
+func TestWorkerFatalErrorEndsTheProcess(t *testing.T) {
+	t.Parallel()
+	c := ctx(t, 30*time.Second)
+	ns := "faults-fatal-" + randomHex(4)
+	if _, err := env.tc.WorkflowService().RegisterNamespace(c, &workflowservice.RegisterNamespaceRequest{
+		Namespace: ns, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "namespace "+ns+" to be served", func() bool {
+		_, err := env.tc.WorkflowService().DescribeNamespace(c, &workflowservice.DescribeNamespaceRequest{Namespace: ns})
+		return err == nil
+	})
+	svc := newService(t, "fatal", map[string]string{"TEMPORAL_NAMESPACE": ns})
+	p := svc.startWorker(t, nil)
+
+	if _, err := env.tc.OperatorService().DeleteNamespace(c, &operatorservice.DeleteNamespaceRequest{Namespace: ns}); err != nil {
+		t.Fatal(err)
+	}
+	sawFailed := false
+	const patience = 5 * time.Minute
+	deadline := time.Now().Add(patience)
+	for time.Now().Before(deadline) {
+		if exited, err := p.exitedIn(200 * time.Millisecond); exited {
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("the worker exited with %v, want a non-zero exit; log:\n%s", err, p.logTail())
+			}
+			if !strings.Contains(p.logTail(), "worker failed") {
+				t.Errorf("the worker's log does not say why it stopped:\n%s", p.logTail())
+			}
+			t.Logf("worker exited with %v (healthz said failed before: %v)", err, sawFailed)
+			return
+		}
+		if resp, err := http.Get("http://" + svc.metricsAddr + "/healthz"); err == nil {
+			sawFailed = sawFailed || resp.StatusCode == http.StatusServiceUnavailable
+			resp.Body.Close()
+		}
+	}
+	t.Fatalf("the worker still runs %s after its namespace was deleted; log:\n%s", patience, p.logTail())
 }
