@@ -68,10 +68,10 @@ func scanEmail(row pgx.Row) (Email, error) {
 }
 
 // FinishEmail records the outcome of a send and the matching event in the invitation's story,
-// in one statement (so one round trip, atomically). An unknown key is pgx.ErrNoRows.
+// in one statement (so one round trip, atomically). An unknown key is ErrNotFound.
 func (s *Store) FinishEmail(ctx context.Context, key string, status contract.DeliveryStatus, providerID, errMsg string) error {
 	var one int
-	return s.Pool.QueryRow(ctx, `
+	err := s.Pool.QueryRow(ctx, `
 		with email as (
 			update emails set status = $2, provider_id = $3, error = $4,
 				sent_at = case when $2 = 'sent' then now() else sent_at end
@@ -86,4 +86,8 @@ func (s *Store) FinishEmail(ctx context.Context, key string, status contract.Del
 			on conflict (dedupe_key) do nothing)
 		select 1 from email`,
 		key, string(status), providerID, errMsg).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
 }
