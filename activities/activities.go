@@ -12,6 +12,10 @@ import (
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
 	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/onboarding-service/onboarding/internal/metrics"
@@ -26,6 +30,9 @@ type Store interface {
 	ProvisionUser(ctx context.Context, id uuid.UUID, generation int, passwordHash string) (store.Provisioned, error)
 	AddEvent(ctx context.Context, invitationID uuid.UUID, typ, dedupeKey, detail string) error
 	DiscardInvitation(ctx context.Context, id uuid.UUID) error
+	AbandonCreate(ctx context.Context, id uuid.UUID, runID string) error
+	PruneRetention(ctx context.Context, keys, bodies time.Duration) (store.Pruned, error)
+	OverduePending(ctx context.Context, grace time.Duration, limit int) ([]store.Overdue, error)
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
 	GetEmail(ctx context.Context, key string) (store.Email, error)
 	BeginEmail(ctx context.Context, e store.Email, inviteSeq int) (store.Email, error)
@@ -54,6 +61,18 @@ type Activities struct {
 	Logger    *slog.Logger
 	// Metrics records business metrics; nil records nothing.
 	Metrics *metrics.Business
+	// Temporal starts the welcome email's workflow on TaskQueue, and tells the reconciler
+	// whether an invitation's workflow runs (worker.New sets both).
+	Temporal  Temporal
+	TaskQueue string
+}
+
+// Temporal is the part of the Temporal client the activities use.
+type Temporal interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
+	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
 }
 
 // Error types of non-retryable activity failures beyond the workflow's business codes.
@@ -77,6 +96,18 @@ func (a *Activities) CreateInvitation(ctx context.Context, in store.NewInvitatio
 // DiscardInvitation removes what a create that the workflow gave up on may have left behind.
 func (a *Activities) DiscardInvitation(ctx context.Context, invitationID uuid.UUID) error {
 	return a.Store.DiscardInvitation(ctx, invitationID)
+}
+
+// AbandonInput names a create that its workflow run gave up on.
+type AbandonInput struct {
+	InvitationID uuid.UUID
+	RunID        string
+}
+
+// AbandonCreate undoes a create that its run gave up on (it ran out of time, perhaps after
+// committing), and keeps an attempt of it still in flight from committing later.
+func (a *Activities) AbandonCreate(ctx context.Context, in AbandonInput) error {
+	return a.Store.AbandonCreate(ctx, in.InvitationID, in.RunID)
 }
 
 // CloseInput moves an invitation generation to expired, revoked or declined.
@@ -117,6 +148,10 @@ type ProvisionInput struct {
 	InvitationID uuid.UUID
 	Generation   int
 	PasswordHash string
+	// StartWelcome hands the welcome email to its own workflow once the user exists, so the
+	// invitation's run can complete with the accept. Runs of lifecycle 0 leave it false and
+	// send the welcome email themselves.
+	StartWelcome bool
 }
 
 // ProvisionResult names the provisioned user.
@@ -134,7 +169,32 @@ func (a *Activities) ProvisionUser(ctx context.Context, in ProvisionInput) (Prov
 	if p.New {
 		a.Metrics.Accepted(p.FirstSentAt, time.Since(start))
 	}
+	if in.StartWelcome {
+		// After the commit, and again on every retry (a retry finds the user already there):
+		// the email's workflow ID makes the second start a no-op, and a start that failed makes
+		// the whole step fail and retry, so the welcome email is never lost.
+		if err := a.startEmail(ctx, SendEmailInput{InvitationID: in.InvitationID, Generation: in.Generation, Kind: contract.KindWelcome, Seq: 1}); err != nil {
+			return ProvisionResult{}, err
+		}
+	}
 	return ProvisionResult{UserID: p.UserID}, nil
+}
+
+// startEmail starts the workflow that delivers one email outside the invitation's run. Its ID
+// is the email's: a start of an email already started (or delivered) does nothing.
+func (a *Activities) startEmail(ctx context.Context, in SendEmailInput) error {
+	_, err := a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       contract.EmailWorkflowID(in.InvitationID, in.IdempotencyKey()),
+		TaskQueue:                a.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            "Send the " + string(in.Kind) + " email of invitation " + in.InvitationID.String(),
+	}, contract.EmailWorkflowName, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil
+	}
+	return err
 }
 
 // RecordEventInput appends an entry to an invitation's story.
@@ -151,8 +211,8 @@ func (a *Activities) RecordEvent(ctx context.Context, in RecordEventInput) error
 	return a.Store.AddEvent(ctx, in.InvitationID, in.Type, in.DedupeKey, in.Detail)
 }
 
-// businessError turns the store's domain errors into non-retryable errors typed with the API's
-// problem codes; anything else (a lost connection, a timeout) stays retryable.
+// businessError turns the store's domain errors into non-retryable, benign errors typed with the
+// API's problem codes; anything else (a lost connection, a timeout) stays retryable.
 func businessError(err error) error {
 	var dup *store.DuplicateInvitationError
 	code := contract.Code("")
@@ -168,12 +228,17 @@ func businessError(err error) error {
 		code = contract.CodeAlreadyMember
 	case errors.Is(err, store.ErrSuperseded):
 		code = contract.CodeInvitationExpired
-	case errors.Is(err, store.ErrInvalidState):
+	case errors.Is(err, store.ErrInvalidState), errors.Is(err, store.ErrAbandoned):
 		code = contract.CodeInvalidState
 	case errors.Is(err, store.ErrNotFound):
 		code = contract.CodeNotFound
 	default:
 		return err
 	}
-	return temporal.NewNonRetryableApplicationError(err.Error(), string(code), nil, details...)
+	// Benign: a refusal is the answer, not a failure, so the SDK neither logs it at ERROR nor
+	// counts it in its failure metrics (onboarding_seat_refusals_total and the API's answers
+	// count refusals).
+	return temporal.NewApplicationErrorWithOptions(err.Error(), string(code), temporal.ApplicationErrorOptions{
+		NonRetryable: true, Category: temporal.ApplicationErrorCategoryBenign, Details: details,
+	})
 }

@@ -20,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/uber-go/tally/v4"
 	tallyprom "github.com/uber-go/tally/v4/prometheus"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	sdktally "go.temporal.io/sdk/contrib/tally"
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -115,6 +117,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		email.Stop()
 		return fmt.Errorf("worker: %w", err)
 	}
+	if err := EnsureMaintenanceSchedule(ctx, c, cfg); err != nil {
+		// The invitations do not depend on it; retention and the reconciler do. Said loudly,
+		// and tried again at the next start.
+		logger.Error("maintenance schedule not set up", "schedule_id", contract.MaintenanceScheduleID, "error", err)
+	}
 	logger.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "email_task_queue", contract.EmailTaskQueue(cfg.TemporalTaskQueue),
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "mailer", mailerName(cfg), "payload_key_id", payloadKeyID(cfg))
 	select {
@@ -136,6 +143,37 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	}
 	logger.Info("worker stopped")
 	return nil
+}
+
+// EnsureMaintenanceSchedule creates the onboarding-maintenance schedule, or brings an existing
+// one to this worker's settings: every replica calls it at start, and the schedule is one.
+func EnsureMaintenanceSchedule(ctx context.Context, c client.Client, cfg config.Config) error {
+	m := cfg.Maintenance
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: m.Interval}}}
+	action := &client.ScheduleWorkflowAction{
+		ID:        contract.MaintenanceScheduleID,
+		Workflow:  contract.MaintenanceWorkflowName,
+		TaskQueue: cfg.TemporalTaskQueue,
+		Args: []any{contract.MaintenanceInput{
+			IdempotencyKeyTTL: m.IdempotencyKeyTTL, EmailBodyRetention: m.EmailBodyRetention, ReconcileGrace: m.ReconcileGrace,
+		}},
+	}
+	sc := c.ScheduleClient()
+	_, err := sc.Create(ctx, client.ScheduleOptions{
+		ID: contract.MaintenanceScheduleID, Spec: spec, Action: action,
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Note:    "Prunes idempotency keys, sent email bodies and abandoned creates; releases pending invitations whose workflow has ended.",
+	})
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return err
+	}
+	return sc.GetHandle(ctx, contract.MaintenanceScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			s := in.Description.Schedule
+			s.Spec, s.Action = &spec, action
+			return &client.ScheduleUpdate{Schedule: &s}, nil
+		},
+	})
 }
 
 // A stopping worker takes no new task and gives in-flight ones stopTimeout to finish; then it
@@ -167,11 +205,18 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities, opts .
 		opt(&o)
 	}
 	main = sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{
-		WorkerStopTimeout: stopTimeout,
+		// A local activity's attempt in flight at the stop timeout is waited out, not cancelled
+		// (a cancelled one would be recorded as the step's failure, and its update's answer):
+		// the main worker stops taking work early enough for one attempt to end by the deadline.
+		WorkerStopTimeout: stopTimeout - workflows.LocalStepTimeout,
 		Interceptors:      o.interceptors,
 		OnFatalError:      o.onFatal,
 	})
 	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
+	main.RegisterWorkflowWithOptions(workflows.Email, workflow.RegisterOptions{Name: contract.EmailWorkflowName})
+	main.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: contract.MaintenanceWorkflowName})
+	// The accept hands the welcome email to its own workflow, started through this client.
+	acts.Temporal, acts.TaskQueue = c, cfg.TemporalTaskQueue
 	main.RegisterActivity(acts)
 
 	email = sdkworker.New(c, contract.EmailTaskQueue(cfg.TemporalTaskQueue), sdkworker.Options{

@@ -5,6 +5,7 @@ import (
 
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -46,24 +47,60 @@ func (w *invitation) sendInBackground(ctx workflow.Context, kind contract.EmailK
 	}
 	in := w.markEmail(ctx, kind)
 	w.mu.Unlock()
-	w.deliverInBackground(in)
+	w.deliverInBackground(w.emailCtx, in)
 }
 
-// deliverInBackground delivers an email in a workflow goroutine under emailCtx, which a
-// closing or renewed invitation cancels; settleEmails waits for it.
-func (w *invitation) deliverInBackground(in activities.SendEmailInput) {
+// deliverInBackground delivers an email in a workflow goroutine under ctx (emailCtx for the
+// invitee's emails, which a closing or renewed invitation gives up); drain waits for it.
+func (w *invitation) deliverInBackground(ctx workflow.Context, in activities.SendEmailInput) {
 	w.emailsInFlight++
-	workflow.Go(w.emailCtx, func(gctx workflow.Context) {
+	workflow.Go(ctx, func(gctx workflow.Context) {
 		defer func() { w.emailsInFlight-- }()
 		w.deliver(gctx, in)
 	})
 }
 
-// deliver runs the email activity on the throttled email task queue and records the delivery. A
-// failure is recorded, not fatal: the administrator sees it and can resend or re-invite.
+// deliver sends an email and records its delivery as the invitation's, for the invitee's
+// invite and reminder.
 func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput) {
+	res, ok := sendEmail(ctx, in, w.in.AccountID.String(), w.logger(ctx))
+	if !ok || res.Status == contract.DeliverySkipped || (in.Kind != contract.KindInvite && in.Kind != contract.KindReminder) {
+		return // delivery describes the invitee's latest invite or reminder
+	}
+	w.st.Delivery = contract.Delivery{Status: res.Status, Error: res.Error}
+	w.publish(ctx)
+}
+
+// emailPriority orders the shared, rate-limited email queue: the welcome email of someone who
+// has just joined first, then the inviter's renewal request, then invites and reminders, shared
+// fairly between accounts (the fairness key), so that one account's burst of invites never holds
+// another account's single invite or anyone's welcome email behind it. Lower keys go first
+// (Temporal's default is 3).
+func emailPriority(in activities.SendEmailInput, account string) temporal.Priority {
+	switch in.Kind {
+	case contract.KindWelcome:
+		return temporal.Priority{PriorityKey: 1}
+	case contract.KindRenewalRequest:
+		return temporal.Priority{PriorityKey: 2, FairnessKey: account}
+	default:
+		return temporal.Priority{PriorityKey: 3, FairnessKey: account}
+	}
+}
+
+// Email is the workflow that delivers one email of an invitation outside the invitation's run:
+// the welcome email, which the accept hands over so that the run completes with the accept.
+func Email(ctx workflow.Context, in activities.SendEmailInput) (activities.SendEmailResult, error) {
+	res, _ := sendEmail(ctx, in, "", log.With(workflow.GetLogger(ctx), "invitation_id", in.InvitationID, "kind", in.Kind))
+	return res, nil
+}
+
+// sendEmail runs the email activity on the throttled email task queue and records a failure:
+// a failure is recorded, not fatal, since the administrator sees it and can resend or re-invite.
+// It returns false when the email was given up (cancelled).
+func sendEmail(ctx workflow.Context, in activities.SendEmailInput, account string, logger log.Logger) (activities.SendEmailResult, bool) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              contract.EmailTaskQueue(workflow.GetInfo(ctx).TaskQueueName),
+		Priority:               emailPriority(in, account),
 		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: 24 * time.Hour, // as long as Resend keeps an Idempotency-Key
 		Summary:                "Send the " + string(in.Kind) + " email",
@@ -77,7 +114,7 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 	var res activities.SendEmailResult
 	err := workflow.ExecuteActivity(actx, a.SendEmail, in).Get(ctx, &res)
 	if temporal.IsCanceledError(err) {
-		return // the invitation closed or moved on to a new link: this email no longer matters
+		return res, false // the invitation closed or moved on to a new link: this email no longer matters
 	}
 	if err != nil {
 		res = activities.SendEmailResult{Status: contract.DeliveryFailed, Error: err.Error()}
@@ -87,20 +124,14 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 		if merr := workflow.ExecuteActivity(mctx, a.MarkEmailFailed, activities.MarkEmailFailedInput{
 			Email: in, Reason: err.Error(),
 		}).Get(dctx, nil); merr != nil {
-			w.logger(ctx).Error("email failure not recorded", "error", merr)
+			logger.Error("email failure not recorded", "error", merr)
 		}
 	}
-	if res.Status == contract.DeliverySkipped || (in.Kind != contract.KindInvite && in.Kind != contract.KindReminder) {
-		return // delivery describes the invitee's latest invite or reminder
-	}
-	w.st.Delivery = contract.Delivery{Status: res.Status, Error: res.Error}
-	w.publish(ctx)
+	return res, true
 }
 
-// settleEmails waits for emails still being delivered; with cancel, it first gives them up.
-func (w *invitation) settleEmails(ctx workflow.Context, cancel bool) error {
-	if cancel {
-		w.cancelEmails()
-	}
-	return workflow.Await(ctx, func() bool { return w.emailsInFlight == 0 })
+// giveUpEmails cancels the invitee's emails in flight; later ones get a fresh context.
+func (w *invitation) giveUpEmails() {
+	w.cancelEmails()
+	w.emailCtx, w.cancelEmails = workflow.WithCancel(w.root)
 }

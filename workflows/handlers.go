@@ -46,11 +46,14 @@ func (w *invitation) create(ctx workflow.Context) (contract.State, error) {
 		Email: w.in.Email, FirstName: w.in.FirstName, LastName: w.in.LastName, Phone: w.in.Phone,
 		InviterName: w.in.Inviter.Name, InviterEmail: w.in.Inviter.Email, ExpiresAt: expires,
 	}
+	if w.v2 {
+		in.CreateRun = workflow.GetInfo(ctx).WorkflowExecution.RunID
+	}
 	// The API waits for this answer, so the create is bounded; the rest of the lifecycle is not.
 	opts := dbOptions("Record the invitation and reserve a seat")
 	// Well inside the API's 20 s, so the undo below also ends before the caller gives up.
 	opts.ScheduleToCloseTimeout = 10 * time.Second
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.CreateInvitation, in).Get(ctx, nil)
+	err := w.step(ctx, opts, a.CreateInvitation, in, nil)
 	if err != nil {
 		w.st.Status = contract.StatusRejected
 		if be, ok := businessError(err); ok {
@@ -58,8 +61,15 @@ func (w *invitation) create(ctx workflow.Context) (contract.State, error) {
 		}
 		// The create may have committed before it timed out: undo it, so a failed create
 		// leaves nothing behind, then tell the caller to try again.
-		undo := workflow.WithActivityOptions(ctx, dbOptions("Undo a create that did not finish"))
-		if uerr := workflow.ExecuteActivity(undo, a.DiscardInvitation, w.id()).Get(ctx, nil); uerr != nil {
+		var uerr error
+		if w.v2 {
+			uerr = w.step(ctx, dbOptions("Undo a create that did not finish"), a.AbandonCreate, activities.AbandonInput{
+				InvitationID: w.id(), RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID,
+			}, nil)
+		} else {
+			uerr = w.step(ctx, dbOptions("Undo a create that did not finish"), a.DiscardInvitation, w.id(), nil)
+		}
+		if uerr != nil {
 			w.logger(ctx).Error("undo of an unfinished create failed", "error", uerr)
 		}
 		return w.st, temporal.NewApplicationError("the invitation could not be recorded: "+err.Error(), string(contract.CodeUnavailable))
@@ -102,10 +112,10 @@ func (w *invitation) accept(ctx workflow.Context, req contract.AcceptRequest) (c
 		return contract.AcceptResult{}, err
 	}
 	var res activities.ProvisionResult
-	actx := workflow.WithActivityOptions(ctx, dbOptions("Provision the user, membership and seat"))
-	err := workflow.ExecuteActivity(actx, a.ProvisionUser, activities.ProvisionInput{
+	err := w.step(ctx, dbOptions("Provision the user, membership and seat"), a.ProvisionUser, activities.ProvisionInput{
 		InvitationID: w.id(), Generation: req.Generation, PasswordHash: req.PasswordHash,
-	}).Get(ctx, &res)
+		StartWelcome: w.v2, // lifecycle 0 sends the welcome email from this run
+	}, &res)
 	if err != nil {
 		return contract.AcceptResult{}, passOn(err)
 	}
@@ -156,9 +166,12 @@ func (w *invitation) resend(ctx workflow.Context) (contract.State, error) {
 		return w.st, err
 	}
 	in := w.markEmail(ctx, contract.KindInvite)
-	// Runs that started before version 1 delivered the resend within the update; they keep
-	// doing so when replayed (docs/operations.md: changing the workflow safely).
-	v := workflow.GetVersion(ctx, "resend-delivers-in-background", workflow.DefaultVersion, 1)
+	// Runs of lifecycle 0 that started before its version 1 delivered the resend within the
+	// update; they keep doing so when replayed (docs/operations.md: changing the workflow safely).
+	v := workflow.Version(1)
+	if !w.v2 {
+		v = workflow.GetVersion(ctx, "resend-delivers-in-background", workflow.DefaultVersion, 1)
+	}
 	w.mu.Unlock()
 	if v == workflow.DefaultVersion {
 		w.deliver(ctx, in)
@@ -166,7 +179,7 @@ func (w *invitation) resend(ctx workflow.Context) (contract.State, error) {
 	}
 	// Delivered in the background: the answer does not wait for a busy email queue or an
 	// outage, and a closing invitation can give the delivery up.
-	w.deliverInBackground(in)
+	w.deliverInBackground(w.emailCtx, in)
 	return w.st, nil
 }
 
@@ -190,19 +203,22 @@ func (w *invitation) renew(ctx workflow.Context) (contract.State, error) {
 	}
 	gen := w.st.Generation + 1
 	expires := workflow.Now(ctx).Add(w.in.Settings.TTL)
-	actx := workflow.WithActivityOptions(ctx, dbOptions("Renew: new link, new expiry, seat reserved again"))
-	err := workflow.ExecuteActivity(actx, a.RenewInvitation, activities.RenewInput{
+	err := w.step(ctx, dbOptions("Renew: new link, new expiry, seat reserved again"), a.RenewInvitation, activities.RenewInput{
 		InvitationID: w.id(), Generation: gen, ExpiresAt: expires,
-	}).Get(ctx, nil)
+	}, nil)
 	if err != nil {
 		return w.st, passOn(err)
+	}
+	if w.v2 {
+		w.giveUpEmails() // the old link's emails no longer matter; the run goes on with the new one
+	} else {
+		w.renewed = true // lifecycle 0 continues as new
 	}
 	w.st.Status = contract.StatusPending
 	w.st.Generation = gen
 	w.st.ExpiresAt = expires
 	w.st.InviteSent, w.st.ReminderSent = false, false
 	w.st.Delivery = contract.Delivery{Status: contract.DeliveryQueued}
-	w.renewed = true
 	return w.st, nil
 }
 
@@ -221,11 +237,7 @@ func (w *invitation) revoke(ctx workflow.Context, req contract.RevokeRequest) (c
 	if err := w.validateRevoke(ctx, req); err != nil {
 		return w.st, err
 	}
-	detail := "revoked"
-	if req.By != "" {
-		detail = "revoked by " + req.By
-	}
-	if err := w.close(ctx, contract.StatusRevoked, detail); err != nil {
+	if err := w.close(ctx, contract.StatusRevoked, req.Detail()); err != nil {
 		return w.st, err
 	}
 	return w.st, nil
@@ -261,19 +273,25 @@ func (w *invitation) requestRenewal(ctx workflow.Context, req contract.RenewalRe
 	now := workflow.Now(ctx)
 	w.st.RenewalRequestedAt = now
 	w.mu.Unlock()
-	actx := workflow.WithActivityOptions(ctx, dbOptions("Record the invitee's request for a new invitation"))
-	err := workflow.ExecuteActivity(actx, a.RecordEvent, activities.RecordEventInput{
+	err := w.step(ctx, dbOptions("Record the invitee's request for a new invitation"), a.RecordEvent, activities.RecordEventInput{
 		InvitationID: w.id(), Type: contract.EventRenewalRequested,
 		Detail:    "the invitee asked for a new invitation; the inviter is emailed",
 		DedupeKey: fmt.Sprintf("%s:g%d:renewal_requested:%d", w.in.InvitationID, w.st.Generation, now.Unix()),
-	}).Get(ctx, nil)
+	}, nil)
 	if err != nil {
 		return w.st, passOn(err)
 	}
-	w.deliver(ctx, activities.SendEmailInput{
+	in := activities.SendEmailInput{
 		InvitationID: w.id(), Generation: w.st.Generation, Kind: contract.KindRenewalRequest,
 		Seq: int(now.Unix() / int64(contract.RenewalRequestInterval/time.Second)),
-	})
+	}
+	if !w.v2 {
+		w.deliver(ctx, in) // lifecycle 0 answered once the inviter's email was out
+		return w.st, nil
+	}
+	// In the background, on the run's own context: the expiry that ends the run gives up the
+	// invite's emails, not this one, and the run ends once it is out.
+	w.deliverInBackground(w.root, in)
 	return w.st, nil
 }
 
@@ -288,10 +306,16 @@ func (w *invitation) statusNow(ctx workflow.Context) contract.Status {
 
 // close records a closing status in Postgres (releasing the seat) and in the workflow.
 func (w *invitation) close(ctx workflow.Context, to contract.Status, detail string) error {
-	actx := workflow.WithActivityOptions(ctx, dbOptions("Close the invitation: "+string(to)))
-	err := workflow.ExecuteActivity(actx, a.CloseInvitation, activities.CloseInput{
+	run := w.step
+	if to == contract.StatusExpired {
+		// Nobody waits on an expiry, and many fall due together: during a Postgres outage a
+		// regular activity retries without a trace in history, where a local one would keep a
+		// workflow task open and record its heartbeats.
+		run = w.activity
+	}
+	err := run(ctx, dbOptions("Close the invitation: "+string(to)), a.CloseInvitation, activities.CloseInput{
 		InvitationID: w.id(), Generation: w.st.Generation, Status: to, Detail: detail,
-	}).Get(ctx, nil)
+	}, nil)
 	if err != nil {
 		return passOn(err)
 	}
@@ -338,6 +362,46 @@ func dbOptions(summary string) workflow.ActivityOptions {
 		},
 	}
 }
+
+// step runs one Postgres activity and waits for its result. Runs of the current lifecycle run it
+// as a local activity, in the worker that runs the workflow task: one marker in the history
+// instead of three events and a workflow task, and no round trip through a task queue. Each step
+// is one idempotent transaction keyed by invitation and generation, so running it again after a
+// worker crash (the local activity's retry) is as safe as the regular activity's retry. Runs of
+// lifecycle 0 recorded regular activities and replay them.
+func (w *invitation) step(ctx workflow.Context, opts workflow.ActivityOptions, fn, arg, result any) error {
+	if !w.v2 {
+		return w.activity(ctx, opts, fn, arg, result)
+	}
+	retryFor := opts.ScheduleToCloseTimeout
+	if retryFor == 0 {
+		retryFor = localStepRetryFor
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: retryFor,
+		StartToCloseTimeout:    LocalStepTimeout,
+		RetryPolicy:            opts.RetryPolicy,
+		Summary:                opts.Summary,
+	})
+	return workflow.ExecuteLocalActivity(lctx, fn, arg).Get(ctx, result)
+}
+
+// activity runs one Postgres activity as a regular activity.
+func (w *invitation) activity(ctx workflow.Context, opts workflow.ActivityOptions, fn, arg, result any) error {
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), fn, arg).Get(ctx, result)
+}
+
+// LocalStepTimeout bounds one attempt of a local Postgres step (a stopping worker leaves room
+// for one, worker.New): every step is one short
+// transaction, and an attempt stuck on a dead connection is retried on a fresh one well
+// before the API (20 s) gives up on the update. localStepRetryFor bounds the retries of a step
+// with no bound of its own (all but the create): the SDK would otherwise stop at the first
+// attempt's timeout. A day is an outage nobody waits out; a retried update (the same update ID)
+// meanwhile joins the one in flight.
+const (
+	LocalStepTimeout  = 5 * time.Second
+	localStepRetryFor = 24 * time.Hour
+)
 
 // businessError extracts an activity's business error, typed with an API code.
 func businessError(err error) (error, bool) {

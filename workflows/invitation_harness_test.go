@@ -2,8 +2,10 @@ package workflows_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +73,7 @@ func newInput() contract.InvitationInput {
 		Phone:            "+44 20 7946 0000",
 		Inviter:          contract.Person{Name: "Alice Admin", Email: "alice@acme.example"},
 		Settings:         settings,
+		Lifecycle:        contract.Lifecycle2,
 	}
 }
 
@@ -106,9 +109,22 @@ type harness struct {
 	provisions []call[activities.ProvisionInput]
 	emails     []call[activities.SendEmailInput] // every attempt
 	marks      []call[activities.MarkEmailFailedInput]
-	searchAttr map[string]any // merged typed search attributes, by name
+	events     []call[activities.RecordEventInput]
+	locals     []string       // the activities run as local activities, in order
+	searchAttr map[string]any // the start's typed search attributes merged with the upserts, by name
+	upserts    []string       // every upserted attribute as name=value, in order
+	startAttrs []temporal.SearchAttributeUpdate
+	starting   bool
+	timers     []timerEvent // every timer started, fired or cancelled, in order
 	scheduled  int
 	fired      int
+}
+
+// timerEvent is one timer event: "started" (with its duration), "fired" or "cancelled".
+type timerEvent struct {
+	What     string
+	At       time.Time
+	Duration time.Duration
 }
 
 func newHarness(t *testing.T) *harness {
@@ -125,6 +141,7 @@ func newHarness(t *testing.T) *harness {
 	env.SetTestTimeout(10 * time.Second)
 	h := &harness{t: t, env: env, acts: &activities.Activities{}, searchAttr: map[string]any{}}
 	env.RegisterWorkflow(workflows.Invitation)
+	env.RegisterWorkflowWithOptions(h.startedWithSearchAttributes, workflow.RegisterOptions{Name: "InvitationAsTheAPIStartsIt"})
 	env.RegisterActivity(h.acts)
 	return h
 }
@@ -156,6 +173,14 @@ func (h *harness) mockActivities() {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.discards = append(h.discards, call[uuid.UUID]{id, h.now(), attempt(ctx)})
+			return nil
+		})
+	env.OnActivity(a.AbandonCreate, mock.Anything, mock.Anything).
+		Return(func(ctx context.Context, in activities.AbandonInput) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			require.NotEmpty(h.t, in.RunID, "the undo names the run that gave up")
+			h.discards = append(h.discards, call[uuid.UUID]{in.InvitationID, h.now(), attempt(ctx)})
 			return nil
 		})
 	env.OnActivity(a.CloseInvitation, mock.Anything, mock.Anything).
@@ -198,6 +223,13 @@ func (h *harness) mockActivities() {
 			After(d).Return(send)
 	}
 	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(send)
+	env.OnActivity(a.RecordEvent, mock.Anything, mock.Anything).
+		Return(func(ctx context.Context, in activities.RecordEventInput) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.events = append(h.events, call[activities.RecordEventInput]{in, h.now(), attempt(ctx)})
+			return nil
+		})
 	env.OnActivity(a.MarkEmailFailed, mock.Anything, mock.Anything).
 		Return(func(ctx context.Context, in activities.MarkEmailFailedInput) error {
 			h.mu.Lock()
@@ -209,10 +241,29 @@ func (h *harness) mockActivities() {
 		sa := args.Get(0).(temporal.SearchAttributes)
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		var names []string
 		for k, v := range sa.GetUntypedValues() {
 			h.searchAttr[k.GetName()] = v
+			names = append(names, fmt.Sprintf("%s=%v", k.GetName(), v))
+		}
+		slices.Sort(names)
+		if !h.starting {
+			h.upserts = append(h.upserts, names...)
 		}
 	}).Return()
+	timer := func(what string, d time.Duration) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.timers = append(h.timers, timerEvent{What: what, At: h.now(), Duration: d})
+	}
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.locals = append(h.locals, info.ActivityType.Name)
+	})
+	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { timer("started", d) })
+	env.SetOnTimerFiredListener(func(string) { timer("fired", 0) })
+	env.SetOnTimerCanceledListener(func(string) { timer("cancelled", 0) })
 }
 
 // at runs fn at virtual time t0+d. run fails the test if the workflow ended before fn ran, so
@@ -227,11 +278,36 @@ func (h *harness) at(d time.Duration, fn func()) {
 	}, d)
 }
 
-// run starts the workflow with in and runs it until it completes.
+// startedWithSearchAttributes is the invitation workflow with the search attributes the API
+// starts it with (the test environment ignores a start's search attributes, so they are set
+// here, before the workflow runs, and not recorded as its upserts).
+func (h *harness) startedWithSearchAttributes(ctx workflow.Context, in contract.InvitationInput) (contract.State, error) {
+	if len(h.startAttrs) > 0 {
+		h.mu.Lock()
+		h.starting = true
+		h.mu.Unlock()
+		err := workflow.UpsertTypedSearchAttributes(ctx, h.startAttrs...)
+		h.mu.Lock()
+		h.starting, h.startAttrs = false, nil
+		h.mu.Unlock()
+		if err != nil {
+			return contract.State{}, err
+		}
+	}
+	return workflows.Invitation(ctx, in)
+}
+
+// run starts the workflow with in, and the search attributes the API starts it with, and runs
+// it until it completes.
 func (h *harness) run(in contract.InvitationInput) {
 	h.t.Helper()
 	h.mockActivities()
-	h.env.ExecuteWorkflow(workflows.Invitation, in)
+	from := contract.Created
+	if in.Carried != nil {
+		from = *in.Carried
+	}
+	h.startAttrs = contract.StartSearchAttributeUpdates(in, from)
+	h.env.ExecuteWorkflow(h.startedWithSearchAttributes, in)
 	require.True(h.t, h.env.IsWorkflowCompleted(), "workflow did not complete")
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -274,6 +350,36 @@ func (h *harness) sa(name string) any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.searchAttr[name]
+}
+
+func (h *harness) timerEvents() []timerEvent {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]timerEvent(nil), h.timers...)
+}
+
+func (h *harness) upserted() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.upserts...)
+}
+
+// started, fired and cancelled are the timer events tests expect, by virtual time.
+func started(at time.Time, d time.Duration) timerEvent {
+	return timerEvent{What: "started", At: at, Duration: d}
+}
+func fired(at time.Time) timerEvent     { return timerEvent{What: "fired", At: at} }
+func cancelled(at time.Time) timerEvent { return timerEvent{What: "cancelled", At: at} }
+
+// resumedInput is the input of a run that the API starts from an expired invitation's row
+// (renew and request_renewal after the last run ended), at virtual time now.
+func resumedInput(gen int, expiredAt time.Time) contract.InvitationInput {
+	in := newInput()
+	in.Carried = &contract.State{
+		InvitationID: invitationID, Status: contract.StatusExpired, Generation: gen, ExpiresAt: expiredAt,
+		Sends: 1, InviteSent: true, ReminderSent: true, Delivery: contract.Delivery{Status: contract.DeliverySent},
+	}
+	return in
 }
 
 func (h *harness) emailsSent() []call[activities.SendEmailInput] {

@@ -36,7 +36,7 @@ func TestAcceptJustBeforeExpiryWinsTheRace(t *testing.T) {
 	assert.Equal(t, contract.StatusAccepted, st.Status)
 	require.NotNil(t, st.UserID)
 	assert.Equal(t, provisionedUserID, *st.UserID)
-	assert.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder, contract.KindWelcome}, kinds(h.emailsSent()))
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder}, kinds(h.emailsSent()))
 	assert.Equal(t, "accepted", h.sa("InvitationStatus"))
 }
 
@@ -50,20 +50,18 @@ func TestAcceptAtOrAfterExpiryIsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
+			h.closeDelay = time.Minute // the expiring run is still open when the accept arrives
 			h.create()
 			acc := h.update(tc.at, contract.UpdateAccept, accept(1))
-			var st contract.State
-			h.at(tc.at+time.Minute, func() { st = h.state() })
-			h.cancelAt(tc.at + 2*time.Minute)
 			h.run(newInput())
-			h.requireCancelled()
+			st := h.result()
 
 			acc.failed(t, contract.CodeInvitationExpired)
 			assert.Empty(t, h.provisioned(), "no user is provisioned for an expired link")
 			closes := h.closed()
 			require.Len(t, closes, 1)
 			assert.Equal(t, contract.StatusExpired, closes[0].In.Status)
-			assert.True(t, expiry.Equal(closes[0].At))
+			assert.True(t, expiry.Add(time.Minute).Equal(closes[0].At), "the expiry, recorded from its timer (at %v)", closes[0].At)
 			assert.Equal(t, contract.StatusExpired, st.Status)
 		})
 	}
@@ -81,7 +79,7 @@ func TestConcurrentAcceptsProvisionOnce(t *testing.T) {
 	first.succeeded(t)
 	second.failed(t, contract.CodeInvalidState)
 	assert.Len(t, h.provisioned(), 1, "one user, one membership, one seat")
-	assert.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindWelcome}, kinds(h.emailsSent()))
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(h.emailsSent()))
 	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }
 
@@ -101,56 +99,43 @@ func TestRevokeDuringProvisioningLosesToAccept(t *testing.T) {
 
 // ---- renew and continue-as-new ----
 
-func TestRenewAfterExpiryContinuesAsNew(t *testing.T) {
-	renewAfter := settings.TTL + 24*time.Hour
-	renewedAt := t0.Add(renewAfter)
-	newExpiry := renewedAt.Add(settings.TTL)
-
+func TestExpiredRunEndsAndRenewStartsTheNextRun(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	renewed := h.update(renewAfter, contract.UpdateRenew)
 	h.run(newInput())
-
-	st := renewed.state(t)
-	assert.Equal(t, contract.StatusPending, st.Status)
-	assert.Equal(t, 2, st.Generation)
-	assert.True(t, newExpiry.Equal(st.ExpiresAt), "renewed expiry %v, want renew time + TTL", st.ExpiresAt)
-	assert.False(t, st.InviteSent)
-
-	require.Len(t, h.renews, 1)
-	assert.Equal(t, invID(), h.renews[0].In.InvitationID)
-	assert.Equal(t, 2, h.renews[0].In.Generation)
-	assert.True(t, newExpiry.Equal(h.renews[0].In.ExpiresAt))
-	assert.True(t, renewedAt.Equal(h.renews[0].At))
+	first := h.result()
+	assert.Equal(t, contract.StatusExpired, first.Status, "an invitation left to expire closes its run")
+	assert.True(t, expiry.Equal(h.now()), "at its expiry (ended %v)", h.now())
 	assert.Equal(t, []contract.Status{contract.StatusExpired}, statuses(h.closed()))
-
-	next := continuedAs(t, h.env.GetWorkflowError())
-	carried := *next.Carried
-	assert.Equal(t, contract.StatusPending, carried.Status)
-	assert.Equal(t, 2, carried.Generation)
-	assert.True(t, newExpiry.Equal(carried.ExpiresAt))
-	assert.False(t, carried.InviteSent, "the new generation's invite has not gone out yet")
-	assert.False(t, carried.ReminderSent)
-	assert.Equal(t, contract.DeliveryQueued, carried.Delivery.Status)
-	unchanged := next
-	unchanged.Carried = nil
-	assert.Equal(t, newInput(), unchanged, "the next run keeps the invitation's input")
 	firstRunEmails := h.emailsSent()
 
-	t.Run("next run sends the new link and accepts only it", func(t *testing.T) {
+	// Thirty days later the administrator renews: the API starts the next run from the row.
+	renewedAt := expiry.Add(30 * 24 * time.Hour)
+	newExpiry := renewedAt.Add(settings.TTL)
+	next := resumedInput(1, expiry)
+
+	t.Run("the next run sends the new link and accepts only it", func(t *testing.T) {
 		h2 := newHarness(t)
 		h2.env.SetStartTime(renewedAt)
+		renewed := h2.update(0, contract.UpdateRenew)
 		var st contract.State
 		h2.at(30*time.Minute, func() { st = h2.state() })
 		oldLink := h2.update(time.Hour, contract.UpdateAccept, accept(1))
 		newLink := h2.update(2*time.Hour, contract.UpdateAccept, accept(2))
 		h2.run(next)
 
+		rst := renewed.state(t)
+		assert.Equal(t, contract.StatusPending, rst.Status)
+		assert.Equal(t, 2, rst.Generation, "the generation after the row's")
+		assert.True(t, newExpiry.Equal(rst.ExpiresAt), "renewed expiry %v, want renew time + TTL", rst.ExpiresAt)
+		require.Len(t, h2.renews, 1)
+		assert.Equal(t, activities.RenewInput{InvitationID: invID(), Generation: 2, ExpiresAt: rst.ExpiresAt}, h2.renews[0].In)
+		assert.True(t, renewedAt.Equal(h2.renews[0].At))
+
 		sent := h2.emailsSent()
-		require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindWelcome}, kinds(sent))
-		assert.Equal(t, 2, sent[0].In.Generation)
+		require.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(sent))
+		assert.Equal(t, email(contract.KindInvite, 2, 2), sent[0].In, "the new link, counted on from the row's sends")
 		assert.True(t, renewedAt.Equal(sent[0].At), "the new invite goes out at once (sent %v)", sent[0].At)
-		assert.Equal(t, 2, sent[1].In.Generation)
 		assertDistinctKeys(t, append(firstRunEmails, sent...))
 		assert.Empty(t, h2.creates, "the next run does not create again")
 
@@ -164,15 +149,17 @@ func TestRenewAfterExpiryContinuesAsNew(t *testing.T) {
 		require.Len(t, prov, 1)
 		assert.Equal(t, 2, prov[0].In.Generation)
 		assert.Equal(t, contract.StatusAccepted, h2.result().Status)
+		assert.Equal(t, []string{"DeliveryStatus=queued", "InvitationGeneration=2", "InvitationStatus=pending", "DeliveryStatus=sent", "InvitationStatus=accepted"}, h2.upserted())
 	})
 
-	t.Run("next run expires on the new timer", func(t *testing.T) {
+	t.Run("the next run expires on the new timer and ends", func(t *testing.T) {
 		h2 := newHarness(t)
 		h2.env.SetStartTime(renewedAt)
-		h2.cancelAt(settings.TTL + time.Hour)
+		h2.update(0, contract.UpdateRenew)
 		h2.run(next)
-		h2.requireCancelled()
 
+		assert.Equal(t, contract.StatusExpired, h2.result().Status)
+		assert.True(t, newExpiry.Equal(h2.now()))
 		sent := h2.emailsSent()
 		require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder}, kinds(sent))
 		assert.Equal(t, 2, sent[1].In.Generation)
@@ -182,7 +169,89 @@ func TestRenewAfterExpiryContinuesAsNew(t *testing.T) {
 		assert.Equal(t, contract.StatusExpired, closes[0].In.Status)
 		assert.Equal(t, 2, closes[0].In.Generation)
 		assert.True(t, newExpiry.Equal(closes[0].At), "expired at %v, want %v", closes[0].At, newExpiry)
+		assert.Equal(t, []timerEvent{
+			started(renewedAt, settings.TTL-settings.ReminderBefore), fired(newExpiry.Add(-settings.ReminderBefore)),
+			started(newExpiry.Add(-settings.ReminderBefore), settings.ReminderBefore), fired(newExpiry),
+		}, h2.timerEvents())
 	})
+}
+
+func TestRequestRenewalAnswersBeforeTheEmail(t *testing.T) {
+	h := newHarness(t)
+	h.emailDelay = map[contract.EmailKind]time.Duration{contract.KindRenewalRequest: time.Hour}
+	asked := h.update(0, contract.UpdateRequestRenewal, contract.RenewalRequest{Generation: 1})
+	h.run(resumedInput(1, t0.Add(-time.Hour)))
+
+	asked.state(t)
+	require.Len(t, h.events, 1)
+	assert.Equal(t, contract.EventRenewalRequested, h.events[0].In.Type)
+	assert.True(t, t0.Equal(asked.doneAt), "the answer does not wait for the inviter's email (answered %v)", asked.doneAt)
+	sent := h.emailsSent()
+	require.Equal(t, []contract.EmailKind{contract.KindRenewalRequest}, kinds(sent))
+	assert.True(t, t0.Add(time.Hour).Equal(sent[0].At))
+	assert.Equal(t, contract.StatusExpired, h.result().Status)
+	assert.True(t, t0.Add(time.Hour).Equal(h.now()), "the run ends once the email is out")
+}
+
+func TestRequestRenewalRefusedWithinADayOfTheLast(t *testing.T) {
+	h := newHarness(t)
+	in := resumedInput(1, t0.Add(-48*time.Hour))
+	in.Carried.RenewalRequestedAt = t0.Add(-time.Hour) // from the story: the invitee asked an hour ago
+	asked := h.update(0, contract.UpdateRequestRenewal, contract.RenewalRequest{Generation: 1})
+	h.run(in)
+
+	var details contract.RateLimitDetails
+	require.NoError(t, asked.rejected(t, contract.CodeRateLimited).Details(&details))
+	assert.Equal(t, 23*time.Hour, details.RetryAfter)
+	assert.Empty(t, h.emailsSent())
+	assert.Equal(t, contract.StatusExpired, h.result().Status)
+}
+
+func TestLifecycle0RenewHandsOverToTheCurrentLifecycle(t *testing.T) {
+	h := newHarness(t)
+	in := newInput()
+	in.Lifecycle = 0 // a run started before the lifecycle was versioned
+	h.create()
+	renewed := h.update(settings.TTL+24*time.Hour, contract.UpdateRenew)
+	h.run(in)
+
+	assert.Equal(t, 2, renewed.state(t).Generation)
+	next := continuedAs(t, h.env.GetWorkflowError())
+	assert.Equal(t, contract.Lifecycle2, next.Lifecycle, "the next run follows the current lifecycle")
+	assert.Equal(t, contract.StatusPending, next.Carried.Status)
+	assert.Equal(t, 2, next.Carried.Generation)
+	assert.False(t, next.Carried.InviteSent)
+}
+
+func TestLifecycle0ExpiredRunIsRetired(t *testing.T) {
+	h := newHarness(t)
+	in := newInput()
+	in.Lifecycle = 0
+	h.create()
+	early := h.update(time.Hour, contract.UpdateRetireExpired)
+	retired := h.update(settings.TTL+30*24*time.Hour, contract.UpdateRetireExpired)
+	h.run(in)
+
+	early.rejected(t, contract.CodeInvalidState)
+	retired.succeeded(t)
+	st := h.result()
+	assert.Equal(t, contract.StatusExpired, st.Status, "the retired run completes, still expired")
+	assert.True(t, expiry.Add(30*24*time.Hour).Equal(h.now()), "when retired (ended %v)", h.now())
+	assert.Equal(t, []contract.Status{contract.StatusExpired}, statuses(h.closed()))
+}
+
+func TestContinueAsNewNeverCarriesAFinishedInvitation(t *testing.T) {
+	h := newHarness(t)
+	h.env.SetContinueAsNewSuggested(true)
+	h.emailDelay = map[contract.EmailKind]time.Duration{contract.KindInvite: 10 * time.Second}
+	h.create()
+	// The run waits for the invite to settle before continuing as new; the accept comes first.
+	acc := h.update(5*time.Second, contract.UpdateAccept, accept(1))
+	h.run(newInput())
+
+	acc.succeeded(t)
+	require.NoError(t, h.env.GetWorkflowError(), "an accepted invitation completes; it is not carried to a new run")
+	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }
 
 func TestContinueAsNewWhenHistoryIsFullKeepsTimersAndSendsNothingTwice(t *testing.T) {
@@ -202,9 +271,8 @@ func TestContinueAsNewWhenHistoryIsFullKeepsTimersAndSendsNothingTwice(t *testin
 
 	h2 := newHarness(t)
 	h2.env.SetStartTime(t0.Add(time.Second))
-	h2.cancelAt(settings.TTL + time.Hour)
 	h2.run(next)
-	h2.requireCancelled()
+	assert.Equal(t, contract.StatusExpired, h2.result().Status)
 
 	sent := h2.emailsSent()
 	require.Equal(t, []contract.EmailKind{contract.KindReminder}, kinds(sent), "the invite is not sent again")

@@ -44,9 +44,11 @@ func TestCreateSendsInviteAndPublishesState(t *testing.T) {
 		ID: invID(), AccountID: accountID, SubscriptionID: subscriptionID,
 		Application: "analytics", Role: "editor", GroupIDs: []uuid.UUID{groupID},
 		Email: inviteeEmail, FirstName: "Jane", LastName: "Doe", Phone: "+44 20 7946 0000",
-		InviterName: "Alice Admin", InviterEmail: "alice@acme.example", ExpiresAt: c.In.ExpiresAt,
+		InviterName: "Alice Admin", InviterEmail: "alice@acme.example", ExpiresAt: c.In.ExpiresAt, CreateRun: c.In.CreateRun,
 	}, c.In)
 	assert.True(t, expiry.Equal(c.In.ExpiresAt), "recorded expiry %v", c.In.ExpiresAt)
+	assert.NotEmpty(t, c.In.CreateRun, "the row names the run that created it")
+	c.In.CreateRun = ""
 	assert.Nil(t, c.In.UserID, "a new person has no user id")
 
 	sent := h.emailsSent()
@@ -73,6 +75,10 @@ func TestCreateSendsInviteAndPublishesState(t *testing.T) {
 	assert.Equal(t, "analytics", h.sa("Application"))
 	assert.EqualValues(t, 1, h.sa("InvitationGeneration"))
 	assert.Equal(t, "sent", h.sa("DeliveryStatus"))
+	assert.Equal(t, []string{"DeliveryStatus=sent"}, h.upserted(),
+		"what the start set is not upserted again; the delivery is, once it changes")
+	assert.Equal(t, []timerEvent{started(t0, settings.TTL-settings.ReminderBefore)}, h.timerEvents(),
+		"one timer, for the reminder")
 
 	assert.Empty(t, h.closed())
 	assert.Empty(t, h.provisioned())
@@ -178,7 +184,8 @@ func TestGivesUpWithoutCreate(t *testing.T) {
 
 	st := h.result()
 	assert.Equal(t, contract.StatusRejected, st.Status)
-	assert.Equal(t, time.Minute, h.now().Sub(t0), "gives up after exactly the create wait")
+	assert.True(t, t0.Equal(h.now()), "a run started without its create ends at once (ended %v)", h.now())
+	assert.Empty(t, h.timerEvents(), "and arms no timer")
 	assert.Empty(t, h.creates)
 	assert.Empty(t, h.emailsSent())
 	assert.Equal(t, "rejected", h.sa("InvitationStatus"))
@@ -189,17 +196,17 @@ func TestGivesUpWithoutCreate(t *testing.T) {
 func TestExpiresAfterTTLWithReminder(t *testing.T) {
 	h := newHarness(t)
 	h.create()
-	var before, after, expired contract.State
+	var before, after contract.State
 	h.at(reminder.Sub(t0)-time.Second, func() { before = h.state() })
 	h.at(reminder.Sub(t0)+time.Second, func() { after = h.state() })
-	h.at(settings.TTL+72*time.Hour, func() {
-		expired = h.state()
-		assert.False(t, h.env.IsWorkflowCompleted(), "an expired invitation waits for renew or revoke")
-		assert.Equal(t, "expired", h.sa("InvitationStatus"))
-	})
-	h.cancelAt(settings.TTL + 73*time.Hour)
 	h.run(newInput())
-	h.requireCancelled()
+	expired := h.result()
+	assert.True(t, expiry.Equal(h.now()), "the run completes with the expiry (ended %v)", h.now())
+	assert.Equal(t, "expired", h.sa("InvitationStatus"))
+	assert.Equal(t, []timerEvent{
+		started(t0, settings.TTL-settings.ReminderBefore), fired(reminder),
+		started(reminder, settings.ReminderBefore), fired(expiry),
+	}, h.timerEvents(), "a timer for the reminder, then one for the expiry, and nothing else")
 
 	sent := h.emailsSent()
 	require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder}, kinds(sent))
@@ -219,7 +226,6 @@ func TestExpiresAfterTTLWithReminder(t *testing.T) {
 	assert.Equal(t, contract.StatusPending, after.Status)
 	assert.Equal(t, contract.StatusExpired, expired.Status)
 	assert.Equal(t, 1, expired.Generation)
-	assert.Contains(t, expired.WaitingFor, "renew or revoke")
 }
 
 func TestNoReminderWhenReminderBeforeIsZero(t *testing.T) {
@@ -229,9 +235,9 @@ func TestNoReminderWhenReminderBeforeIsZero(t *testing.T) {
 	h.create()
 	var st contract.State
 	h.at(time.Hour, func() { st = h.state() })
-	h.cancelAt(settings.TTL + time.Hour)
 	h.run(in)
-	h.requireCancelled()
+	assert.Equal(t, contract.StatusExpired, h.result().Status)
+	assert.Equal(t, []timerEvent{started(t0, settings.TTL), fired(expiry)}, h.timerEvents())
 
 	assert.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(h.emailsSent()))
 	assert.NotContains(t, st.WaitingFor, "Reminder")
@@ -249,9 +255,8 @@ func TestResendRateLimitedThenSameLink(t *testing.T) {
 	early := h.update(20*time.Second, contract.UpdateResend)
 	resent := h.update(90*time.Second, contract.UpdateResend)
 	again := h.update(100*time.Second, contract.UpdateResend)
-	h.cancelAt(settings.TTL + time.Hour)
 	h.run(newInput())
-	h.requireCancelled()
+	assert.Equal(t, contract.StatusExpired, h.result().Status)
 
 	var details contract.RateLimitDetails
 	require.NoError(t, early.rejected(t, contract.CodeRateLimited).Details(&details))
@@ -273,16 +278,20 @@ func TestResendRateLimitedThenSameLink(t *testing.T) {
 	closes := h.closed()
 	require.Len(t, closes, 1)
 	assert.True(t, expiry.Equal(closes[0].At), "the expiry timer is unchanged by the resend (expired %v)", closes[0].At)
+	assert.Equal(t, []timerEvent{
+		started(t0, settings.TTL-settings.ReminderBefore), fired(reminder),
+		started(reminder, settings.ReminderBefore), fired(expiry),
+	}, h.timerEvents(), "a resend arms no timer and cancels none")
 }
 
 func TestResendAndRenewRefusedInWrongState(t *testing.T) {
 	h := newHarness(t)
+	h.closeDelay = 2 * time.Hour // the expiry is still being recorded when the resend arrives
 	h.create()
 	renewPending := h.update(time.Hour, contract.UpdateRenew)
 	resendExpired := h.update(settings.TTL+time.Hour, contract.UpdateResend)
-	h.cancelAt(settings.TTL + 2*time.Hour)
 	h.run(newInput())
-	h.requireCancelled()
+	assert.Equal(t, contract.StatusExpired, h.result().Status)
 
 	renewPending.rejected(t, contract.CodeInvalidState)
 	resendExpired.rejected(t, contract.CodeInvalidState)
@@ -293,19 +302,17 @@ func TestResendAndRenewRefusedInWrongState(t *testing.T) {
 func TestRenewRejectedWhenSeatsExhausted(t *testing.T) {
 	h := newHarness(t)
 	h.renewErr = temporal.NewNonRetryableApplicationError("no seat left", string(contract.CodeSeatsExhausted), nil)
-	h.create()
-	renewed := h.update(settings.TTL+time.Hour, contract.UpdateRenew)
-	var st contract.State
-	h.at(settings.TTL+2*time.Hour, func() { st = h.state() })
-	h.cancelAt(settings.TTL + 3*time.Hour)
-	h.run(newInput())
-	h.requireCancelled() // not continued as new
+	renewed := h.update(0, contract.UpdateRenew)
+	h.run(resumedInput(1, t0.Add(-24*time.Hour)))
 
 	renewed.failed(t, contract.CodeSeatsExhausted)
 	require.Len(t, h.renews, 1, "a business error is not retried")
-	assert.Equal(t, contract.StatusExpired, st.Status)
+	st := h.result()
+	assert.Equal(t, contract.StatusExpired, st.Status, "the run started for the renew ends, still expired")
 	assert.Equal(t, 1, st.Generation)
-	assert.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindReminder}, kinds(h.emailsSent()))
+	assert.True(t, t0.Equal(h.now()), "at once")
+	assert.Empty(t, h.emailsSent())
+	assert.Empty(t, h.upserted(), "nothing changed")
 }
 
 // ---- accept, decline, revoke ----
@@ -323,17 +330,21 @@ func TestAcceptProvisionsUserAndCompletes(t *testing.T) {
 
 	prov := h.provisioned()
 	require.Len(t, prov, 1)
-	assert.Equal(t, activities.ProvisionInput{InvitationID: invID(), Generation: 1, PasswordHash: passwordHash}, prov[0].In)
+	assert.Equal(t, activities.ProvisionInput{InvitationID: invID(), Generation: 1, PasswordHash: passwordHash, StartWelcome: true}, prov[0].In,
+		"the provisioning step hands the welcome email to its own workflow")
 
 	st := h.result()
 	assert.Equal(t, contract.StatusAccepted, st.Status)
 	require.NotNil(t, st.UserID)
 	assert.Equal(t, provisionedUserID, *st.UserID)
-	sent := h.emailsSent()
-	require.Equal(t, []contract.EmailKind{contract.KindInvite, contract.KindWelcome}, kinds(sent))
-	assert.Equal(t, email(contract.KindWelcome, 1, 1), sent[1].In)
+	assert.Equal(t, []contract.EmailKind{contract.KindInvite}, kinds(h.emailsSent()), "the run sends no welcome email itself")
+	assert.True(t, t0.Add(3*time.Hour).Equal(h.now()), "the run completes with the accept")
 	assert.Empty(t, h.closed(), "an accepted invitation is not closed as expired, revoked or declined")
 	assert.Equal(t, "accepted", h.sa("InvitationStatus"))
+	assert.Equal(t, []string{"DeliveryStatus=sent", "InvitationStatus=accepted"}, h.upserted())
+	assert.Equal(t, []timerEvent{started(t0, settings.TTL-settings.ReminderBefore)}, h.timerEvents(),
+		"the reminder's timer ends with the run: no cancellation to record")
+	assert.Equal(t, []string{"CreateInvitation", "ProvisionUser"}, h.locals, "the Postgres steps run as local activities")
 }
 
 func TestAcceptRefused(t *testing.T) {
@@ -349,13 +360,15 @@ func TestAcceptRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
+			h.closeDelay = 3 * time.Hour // keeps the expiring run open for the accept
 			h.create()
 			acc := h.update(tc.at, contract.UpdateAccept, accept(tc.gen))
 			var st contract.State
 			h.at(tc.at+time.Minute, func() { st = h.state() })
-			h.cancelAt(tc.at + 2*time.Minute)
+			if tc.at < settings.TTL {
+				h.cancelAt(tc.at + 2*time.Minute)
+			}
 			h.run(newInput())
-			h.requireCancelled()
 
 			acc.rejected(t, tc.typ)
 			assert.Empty(t, h.provisioned())
@@ -384,15 +397,15 @@ func TestAcceptFailsWithProvisioningBusinessError(t *testing.T) {
 
 func TestAcceptAfterAcceptIsInvalidState(t *testing.T) {
 	h := newHarness(t)
-	h.emailDelay = map[contract.EmailKind]time.Duration{contract.KindWelcome: 10 * time.Second}
+	h.provisionDelay = 10 * time.Second
 	h.create()
 	first := h.update(time.Hour, contract.UpdateAccept, accept(1))
-	// The welcome email is still being sent: the workflow is open and accepted.
+	// The first is still provisioning: the second waits for the mutex, then finds it accepted.
 	second := h.update(time.Hour+5*time.Second, contract.UpdateAccept, accept(1))
 	h.run(newInput())
 
 	first.succeeded(t)
-	second.rejected(t, contract.CodeInvalidState)
+	second.failed(t, contract.CodeInvalidState)
 	assert.Len(t, h.provisioned(), 1)
 	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }
@@ -448,28 +461,31 @@ func TestRevokePending(t *testing.T) {
 }
 
 func TestRevokeAfterExpiry(t *testing.T) {
+	// A revoke that reaches a run in its expired state (one still finishing, or started from the
+	// row by a renewal request) closes it there. With no run open, the API revokes in Postgres.
 	h := newHarness(t)
-	h.create()
-	revoked := h.update(settings.TTL+24*time.Hour, contract.UpdateRevoke, contract.RevokeRequest{})
-	h.run(newInput())
+	revoked := h.update(0, contract.UpdateRevoke, contract.RevokeRequest{})
+	h.run(resumedInput(1, t0.Add(-24*time.Hour)))
 
 	assert.Equal(t, contract.StatusRevoked, revoked.state(t).Status)
 	closes := h.closed()
-	require.Len(t, closes, 2)
-	assert.Equal(t, contract.StatusExpired, closes[0].In.Status)
-	assert.Equal(t, activities.CloseInput{InvitationID: invID(), Generation: 1, Status: contract.StatusRevoked, Detail: "revoked"}, closes[1].In)
+	require.Len(t, closes, 1)
+	assert.Equal(t, activities.CloseInput{InvitationID: invID(), Generation: 1, Status: contract.StatusRevoked, Detail: "revoked"}, closes[0].In)
 	assert.Equal(t, contract.StatusRevoked, h.result().Status)
+	assert.True(t, t0.Equal(h.now()), "and ends at once")
+	assert.Empty(t, h.emailsSent())
+	assert.Empty(t, h.timerEvents())
 }
 
 func TestRevokeAfterAcceptIsInvalidState(t *testing.T) {
 	h := newHarness(t)
-	h.emailDelay = map[contract.EmailKind]time.Duration{contract.KindWelcome: 10 * time.Second}
+	h.provisionDelay = 10 * time.Second
 	h.create()
 	h.update(time.Hour, contract.UpdateAccept, accept(1))
 	revoked := h.update(time.Hour+5*time.Second, contract.UpdateRevoke, contract.RevokeRequest{By: "portal-admin"})
 	h.run(newInput())
 
-	revoked.rejected(t, contract.CodeInvalidState)
+	revoked.failed(t, contract.CodeInvalidState)
 	assert.Empty(t, h.closed())
 	assert.Equal(t, contract.StatusAccepted, h.result().Status)
 }

@@ -51,6 +51,9 @@ type Config struct {
 	// from TOKEN_SECRET).
 	EmailHashKey []byte
 
+	// Maintenance is what the worker's onboarding-maintenance schedule keeps and checks.
+	Maintenance Maintenance
+
 	BootstrapAPIToken string
 	WorkerMetricsAddr string
 	LogFormat         string
@@ -58,6 +61,22 @@ type Config struct {
 
 	// Security settings (security.go): rotation, payload encryption, the codec endpoint, rate limits.
 	Security
+}
+
+// Maintenance configures the durable schedule (a Temporal Schedule, run by the worker) that
+// prunes what is no longer needed and reconciles Postgres with the workflows.
+type Maintenance struct {
+	// Interval is how often it runs (MAINTENANCE_INTERVAL, 15m).
+	Interval time.Duration
+	// IdempotencyKeyTTL is how long a create's Idempotency-Key is remembered
+	// (IDEMPOTENCY_KEY_TTL, 24h); abandoned-create tombstones are kept as long.
+	IdempotencyKeyTTL time.Duration
+	// EmailBodyRetention is how long a sent or failed email keeps its body (EMAIL_BODY_RETENTION,
+	// 24h); its subject, recipient, status and provider id stay.
+	EmailBodyRetention time.Duration
+	// ReconcileGrace is how long past its expiry a pending invitation may stay pending before
+	// its workflow is checked (RECONCILE_GRACE, 10m): one whose run has ended is released.
+	ReconcileGrace time.Duration
 }
 
 // Production reports whether the service runs with production safeguards.
@@ -107,6 +126,12 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		BootstrapAPIToken: str("BOOTSTRAP_API_TOKEN", ""),
 		WorkerMetricsAddr: str("WORKER_METRICS_ADDR", "127.0.0.1:9091"),
 		LogLevel:          str("LOG_LEVEL", "info"),
+		Maintenance: Maintenance{
+			Interval:           dur("MAINTENANCE_INTERVAL", "15m", false),
+			IdempotencyKeyTTL:  dur("IDEMPOTENCY_KEY_TTL", "24h", false),
+			EmailBodyRetention: dur("EMAIL_BODY_RETENTION", "24h", false),
+			ReconcileGrace:     dur("RECONCILE_GRACE", "10m", true),
+		},
 	}
 	if c.Env != "development" && c.Env != "production" {
 		errs = append(errs, fmt.Errorf("APP_ENV: %q must be development or production", c.Env))

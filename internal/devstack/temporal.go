@@ -55,6 +55,11 @@ var temporalDynamicConfig = []string{
 	"matching.numTaskqueueReadPartitions=1",
 	"matching.numTaskqueueWritePartitions=1",
 	"system.enableActivityEagerExecution=true",
+	// Priority and fairness in matching (Server 1.29's new matcher): the email queue serves a
+	// welcome email before a backlog of invites, and one account's burst of invites does not
+	// queue another account's. deploy/compose.yaml sets the same; a production cluster needs it
+	// in its dynamic config (docs/sre.md, "Email capacity").
+	"matching.enableFairness=true",
 }
 
 // EnsureTemporalCLI returns the path of binDir/temporal, building it first with `go install` at

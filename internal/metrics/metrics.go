@@ -22,6 +22,7 @@ type Business struct {
 	emails       *prometheus.CounterVec
 	acceptance   prometheus.Histogram
 	provisioning prometheus.Histogram
+	reconciled   prometheus.Counter
 }
 
 // NewBusiness registers the business metrics on reg.
@@ -54,6 +55,10 @@ func NewBusiness(reg prometheus.Registerer) *Business {
 			Name:    "onboarding_provisioning_duration_seconds",
 			Help:    "Duration of the provisioning transaction (user, membership, seat).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
+		reconciled: f.NewCounter(prometheus.CounterOpts{
+			Name: "onboarding_reconciled_total",
+			Help: "Pending invitations found with no running workflow by the maintenance schedule, and released.",
 		}),
 	}
 	b.initialise()
@@ -115,6 +120,13 @@ func (b *Business) SeatRefused(action string) {
 func (b *Business) Email(kind contract.EmailKind, result string) {
 	if b != nil {
 		b.emails.WithLabelValues(string(kind), result).Inc()
+	}
+}
+
+// Reconciled counts a pending invitation released by the reconciler.
+func (b *Business) Reconciled() {
+	if b != nil {
+		b.reconciled.Inc()
 	}
 }
 

@@ -92,3 +92,13 @@ func (s *Store) CountPending(ctx context.Context) (int, error) {
 	err := s.Pool.QueryRow(ctx, `select count(*) from invitations where status = 'pending'`).Scan(&n)
 	return n, err
 }
+
+// LastEventAt is when an invitation's story last recorded an event of typ; zero if never.
+func (s *Store) LastEventAt(ctx context.Context, id uuid.UUID, typ string) (time.Time, error) {
+	var at *time.Time
+	err := s.Pool.QueryRow(ctx, `select max(at) from invitation_events where invitation_id = $1 and type = $2`, id, typ).Scan(&at)
+	if err != nil || at == nil {
+		return time.Time{}, err
+	}
+	return *at, nil
+}

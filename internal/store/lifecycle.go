@@ -22,6 +22,8 @@ var (
 	ErrAlreadyMember  = errors.New("the person is already an active user of the account")
 	ErrInvalidState   = errors.New("the invitation is not in a state that allows this")
 	ErrSuperseded     = errors.New("the invitation has a newer link")
+	// ErrAbandoned refuses a create whose workflow run gave up on it (AbandonCreate).
+	ErrAbandoned = errors.New("the create was abandoned by its workflow run")
 )
 
 // DuplicateInvitationError says a pending invitation for the email already exists.
@@ -48,12 +50,33 @@ type NewInvitation struct {
 	InviterName    string
 	InviterEmail   string
 	ExpiresAt      time.Time
+	// CreateRun is the workflow run that records the row (empty for runs of lifecycle 0): a
+	// create that run abandoned (AbandonCreate) refuses to commit late.
+	CreateRun string `json:",omitempty"`
 }
 
 // CreateInvitation records a pending invitation and reserves its seat, atomically. created is
 // false when a previous attempt had already committed it.
 func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) (created bool, err error) {
 	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		// Serialised with AbandonCreate on the invitation, and with every accept and renew of
+		// the same person in the account: what refuseMember reads below is then what committed.
+		if err := lockCreate(ctx, tx, n.ID); err != nil {
+			return err
+		}
+		if err := lockInvitee(ctx, tx, n.AccountID, n.Email); err != nil {
+			return err
+		}
+		if n.CreateRun != "" {
+			var abandoned bool
+			if err := tx.QueryRow(ctx, `select exists(select 1 from abandoned_creates where invitation_id = $1 and run_id = $2)`,
+				n.ID, n.CreateRun).Scan(&abandoned); err != nil {
+				return err
+			}
+			if abandoned {
+				return ErrAbandoned
+			}
+		}
 		var exists bool
 		if err := tx.QueryRow(ctx, `select exists(select 1 from invitations where id = $1)`, n.ID).Scan(&exists); err != nil {
 			return err
@@ -75,10 +98,10 @@ func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) (created 
 		}
 		_, err = tx.Exec(ctx, `
 			insert into invitations (id, account_id, subscription_id, application, role, group_ids, user_id,
-				email, first_name, last_name, phone, inviter_name, inviter_email, status, generation, expires_at, sends)
-			values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'pending',1,$14,1)`,
+				email, first_name, last_name, phone, inviter_name, inviter_email, status, generation, expires_at, sends, create_run)
+			values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'pending',1,$14,1,nullif($15, ''))`,
 			n.ID, n.AccountID, n.SubscriptionID, n.Application, n.Role, n.GroupIDs, n.UserID,
-			n.Email, n.FirstName, n.LastName, n.Phone, n.InviterName, n.InviterEmail, n.ExpiresAt)
+			n.Email, n.FirstName, n.LastName, n.Phone, n.InviterName, n.InviterEmail, n.ExpiresAt, n.CreateRun)
 		if constraintOf(err) == "invitations_one_pending" {
 			return errPendingExists
 		}
@@ -108,6 +131,37 @@ func (s *Store) duplicateOf(ctx context.Context, accountID uuid.UUID, email stri
 		return err
 	}
 	return &DuplicateInvitationError{ExistingID: id}
+}
+
+// lockCreate serialises the transactions that create or abandon the create of invitation id.
+func lockCreate(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	_, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtextextended($1::text, 1))`, id)
+	return err
+}
+
+// lockInvitee serialises, for one person (by address) in one account, the transactions that
+// create a pending invitation (create, renew) with those that make the person a member
+// (accept): a re-invite racing an accept then sees the membership, and is refused, instead of
+// reading the account before the accept commits and leaving a pending invitation for a member.
+// Under Read Committed every statement after the lock sees what committed before it.
+func lockInvitee(ctx context.Context, tx pgx.Tx, accountID uuid.UUID, email string) error {
+	_, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtextextended($1::text || ':' || lower($2), 2))`, accountID, email)
+	return err
+}
+
+// lockInviteeOf takes lockInvitee for invitation id's person, read first (account and address
+// never change): the lock comes before the row's lock, in the order a create takes them.
+func lockInviteeOf(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	var accountID uuid.UUID
+	var email string
+	err := tx.QueryRow(ctx, `select account_id, email from invitations where id = $1`, id).Scan(&accountID, &email)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return lockInvitee(ctx, tx, accountID, email)
 }
 
 // refuseMember returns ErrAlreadyMember when the person (by user id or email) is an active
@@ -215,6 +269,9 @@ func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation in
 func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation int, expiresAt time.Time) error {
 	var inv lockedInvitation
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		if err := lockInviteeOf(ctx, tx, id); err != nil {
+			return err
+		}
 		var err error
 		if inv, err = lockInvitation(ctx, tx, id); err != nil {
 			return err
@@ -255,6 +312,9 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 	var p Provisioned
 	var userID uuid.UUID
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		if err := lockInviteeOf(ctx, tx, id); err != nil {
+			return err
+		}
 		inv, err := lockInvitation(ctx, tx, id)
 		if err != nil {
 			return err
@@ -275,12 +335,23 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 		// The rest goes to Postgres in one round trip: a transaction that stays open across many
 		// round trips is the one a failing connection catches, again and again.
 		b := &pgx.Batch{}
+		// An active membership that came another way is never overwritten (its role and groups
+		// stay): the accept is refused, and the transaction rolls back.
+		member := false
 		b.Queue(`
 			insert into memberships (account_id, user_id, role, group_ids, state, invitation_id)
 			values ($1, $2, $3, $4, 'active', $5)
 			on conflict (account_id, user_id) do update
-			set role = excluded.role, group_ids = excluded.group_ids, state = 'active', invitation_id = excluded.invitation_id`,
-			inv.accountID, userID, inv.role, inv.groupIDs, id)
+			set role = excluded.role, group_ids = excluded.group_ids, state = 'active', invitation_id = excluded.invitation_id
+			where memberships.state <> 'active' or memberships.invitation_id = excluded.invitation_id
+			returning true`,
+			inv.accountID, userID, inv.role, inv.groupIDs, id).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&member)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
 		// The reserved seat becomes a used one; if the user already held a seat, it is just freed.
 		b.Queue(`
 			with seat as (
@@ -295,6 +366,9 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 		queueEvent(b, id, string(contract.StatusAccepted), generation, "user "+userID.String()+" joined as "+inv.role)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
+		}
+		if !member {
+			return ErrAlreadyMember
 		}
 		p.New = true
 		return nil
@@ -364,6 +438,33 @@ func eventKey(id uuid.UUID, generation int, typ string) string {
 	return fmt.Sprintf("%s:g%d:%s", id, generation, typ)
 }
 
+// AbandonCreate undoes the create of invitation id by workflow run runID, which gave up on it
+// (its attempt ran out of time, perhaps after committing): it leaves a tombstone, so an attempt
+// still in flight refuses to commit, and deletes the row that run created, releasing its seat.
+// A row created by another run (the API's retry of the create starts a new one) stays.
+func (s *Store) AbandonCreate(ctx context.Context, id uuid.UUID, runID string) error {
+	return s.InTx(ctx, func(tx pgx.Tx) error {
+		if err := lockCreate(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `insert into abandoned_creates (invitation_id, run_id) values ($1, $2) on conflict do nothing`, id, runID); err != nil {
+			return err
+		}
+		var createRun *string
+		err := tx.QueryRow(ctx, `select create_run from invitations where id = $1 and status = 'pending' and generation = 1 for update`, id).Scan(&createRun)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if createRun == nil || *createRun != runID {
+			return nil
+		}
+		return deleteInvitation(ctx, tx, id)
+	})
+}
+
 // DiscardInvitation deletes a pending invitation whose creation the workflow abandoned (its
 // create activity timed out after perhaps committing) and releases its seat. No-op if absent.
 func (s *Store) DiscardInvitation(ctx context.Context, id uuid.UUID) error {
@@ -378,18 +479,27 @@ func (s *Store) DiscardInvitation(ctx context.Context, id uuid.UUID) error {
 		if inv.status != contract.StatusPending || inv.generation != 1 {
 			return ErrInvalidState
 		}
-		if err := releaseSeat(ctx, tx, inv.subscriptionID); err != nil {
+		return deleteInvitation(ctx, tx, id)
+	})
+}
+
+// deleteInvitation deletes a pending invitation's rows and releases its seat.
+func deleteInvitation(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	var subscriptionID uuid.UUID
+	if err := tx.QueryRow(ctx, `select subscription_id from invitations where id = $1`, id).Scan(&subscriptionID); err != nil {
+		return err
+	}
+	if err := releaseSeat(ctx, tx, subscriptionID); err != nil {
+		return err
+	}
+	for _, q := range []string{
+		`delete from invitation_events where invitation_id = $1`,
+		`delete from emails where invitation_id = $1`,
+		`delete from invitations where id = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, id); err != nil {
 			return err
 		}
-		for _, q := range []string{
-			`delete from invitation_events where invitation_id = $1`,
-			`delete from emails where invitation_id = $1`,
-			`delete from invitations where id = $1`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }

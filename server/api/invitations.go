@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/onboarding-service/onboarding/server/invitee"
 	"github.com/onboarding-service/onboarding/server/problem"
@@ -17,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/onboarding-service/onboarding/internal/config"
 	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/store"
 )
@@ -112,12 +114,50 @@ func (s *Server) createInvitation(c *gin.Context) error {
 		}
 		return err
 	}
-	inv, err := s.store.GetInvitation(ctx, id)
+	// Created: the answer is 201 whatever happens to this read, since a 503 would tell the
+	// portal that nothing happened. A dropped connection is retried; if Postgres stays out of
+	// reach, the invitation is answered as the workflow recorded it.
+	inv, err := s.readCreated(ctx, id)
 	if err != nil {
-		return fmt.Errorf("invitation %s created but not readable: %w", id, err)
+		s.log.Warn("created invitation answered from the workflow's record; Postgres unreadable", "invitation_id", id, "error", err)
+		inv = createdAsRecorded(in, st, s.now())
 	}
 	overlayState(&inv, st)
 	return s.answerCreated(c, inv)
+}
+
+// readCreated reads an invitation the workflow has just recorded, trying again on a failed read
+// for up to about a second.
+func (s *Server) readCreated(ctx context.Context, id uuid.UUID) (store.Invitation, error) {
+	var err error
+	for attempt := range 5 {
+		var inv store.Invitation
+		if inv, err = s.store.GetInvitation(ctx, id); err == nil {
+			return inv, nil
+		}
+		select {
+		case <-ctx.Done():
+			return inv, err
+		case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+		}
+	}
+	return store.Invitation{}, err
+}
+
+// createdAsRecorded is the invitation as the create recorded it, from the workflow's input and
+// its answer: what the row holds until its first email goes out.
+func createdAsRecorded(in contract.InvitationInput, st contract.State, now time.Time) store.Invitation {
+	return store.Invitation{
+		NewInvitation: store.NewInvitation{
+			ID: in.InvitationID, AccountID: in.AccountID, SubscriptionID: in.SubscriptionID, Application: in.Application,
+			Role: in.Role, GroupIDs: in.GroupIDs, UserID: in.UserID, Email: in.Email, FirstName: in.FirstName,
+			LastName: in.LastName, Phone: in.Phone, InviterName: in.Inviter.Name, InviterEmail: in.Inviter.Email,
+			ExpiresAt: st.ExpiresAt.Truncate(time.Microsecond),
+		},
+		AccountName: in.AccountName, Subscription: in.SubscriptionName,
+		Status: contract.StatusPending, Generation: 1, Sends: 1,
+		CreatedAt: now, UpdatedAt: now, DeliveryStatus: contract.DeliveryQueued,
+	}
 }
 
 // invitationInput is what the workflow starts with: everything it needs to record the
@@ -136,16 +176,17 @@ func (s *Server) invitationInput(id uuid.UUID, acc store.Account, sub store.Subs
 		FirstName:        req.FirstName,
 		LastName:         req.LastName,
 		Phone:            req.Phone,
-		Settings: contract.Settings{
-			TTL:               s.cfg.InvitationTTL,
-			ReminderBefore:    s.cfg.ReminderBefore,
-			ResendMinInterval: s.cfg.ResendMinInterval,
-		},
+		Settings:         lifecycleSettings(s.cfg),
 	}
 	if req.Inviter != nil {
 		in.Inviter = *req.Inviter
 	}
 	return in
+}
+
+// lifecycleSettings are the lifecycle durations a run starts with.
+func lifecycleSettings(cfg config.Config) contract.Settings {
+	return contract.Settings{TTL: cfg.InvitationTTL, ReminderBefore: cfg.ReminderBefore, ResendMinInterval: cfg.ResendMinInterval}
 }
 
 func (s *Server) answerCreated(c *gin.Context, inv store.Invitation) error {

@@ -471,7 +471,8 @@ func TestRenew(t *testing.T) {
 }
 
 // TestTerminatedWorkflow: when an invitation's workflow is gone (support terminated it), its
-// row answers every action and every use of its link, with a 409, never a 5xx.
+// row answers every use of its link and every action but revoke with a 409, never a 5xx; a
+// revoke, which needs no workflow, closes the row and releases its seat.
 func TestTerminatedWorkflow(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -481,16 +482,25 @@ func TestTerminatedWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := h.accountPath("/invitations/" + inv.ID.String())
-	for _, action := range []string{"resend", "revoke"} {
-		if p := decodeProblem(t, h.api("POST", base+"/"+action, ""), 409, contract.CodeInvalidState); !strings.Contains(p.Detail, "pending") {
-			t.Errorf("%s: detail %q", action, p.Detail)
-		}
+	if p := decodeProblem(t, h.api("POST", base+"/resend", ""), 409, contract.CodeInvalidState); !strings.Contains(p.Detail, "pending") {
+		t.Errorf("resend: detail %q", p.Detail)
 	}
 	decodeProblem(t, h.accept(token), 409, contract.CodeInvalidState)
 	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, contract.CodeInvalidState)
 	if got := h.row(inv.ID); got.Status != "pending" || got.UserID != nil {
 		t.Errorf("row = %+v", got)
 	}
+	before := *h.subscription().SeatsReserved
+	if got := decodeJSON[invitationView](t, h.api("POST", base+"/revoke", ""), 200); got.Status != contract.StatusRevoked {
+		t.Errorf("revoke answered %+v", got)
+	}
+	if got := h.row(inv.ID); got.Status != "revoked" {
+		t.Errorf("after the revoke, row = %+v", got)
+	}
+	if after := *h.subscription().SeatsReserved; after != before-1 {
+		t.Errorf("seats reserved %d after the revoke, %d before: its seat is not released", after, before)
+	}
+	decodeProblem(t, h.api("POST", base+"/revoke", ""), 409, contract.CodeInvalidState)
 }
 
 func TestInviteePreview(t *testing.T) {
@@ -619,7 +629,11 @@ func TestInviteeDecline(t *testing.T) {
 	if s := h.subscription(); *s.SeatsReserved != 0 {
 		t.Errorf("subscription = %+v", s)
 	}
-	decodeProblem(t, h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`), 409, contract.CodeInvalidState)
+	// The same decline again is a retry: it gets the first answer, and nothing changes.
+	if w := h.do("POST", "/v1/invitations/decline", `{"token":"`+token+`"}`); w.Code != 200 || w.Body.String() != `{"status":"declined"}` {
+		t.Errorf("repeated decline = %d %s", w.Code, w.Body)
+	}
+	decodeProblem(t, h.do("POST", "/v1/invitations/accept", `{"token":"`+token+`","password":"Correct-Horse-42","accept_terms":true}`), 409, contract.CodeInvalidState)
 }
 
 // A create whose Postgres step outlasted its budget ends its workflow run with nothing recorded

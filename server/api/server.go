@@ -79,17 +79,20 @@ func newServer(d Deps) *Server {
 		d.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg:       d.Config,
-		store:     d.Store,
-		temporal:  d.Temporal,
-		workflows: &workflowclient.Client{Temporal: d.Temporal, TaskQueue: d.Config.TemporalTaskQueue},
-		signer:    d.Signer,
-		links:     invitetoken.Links{Signer: d.Signer, Template: d.Config.AcceptURLTemplate},
-		log:       d.Logger,
-		metrics:   newHTTPMetrics(d.Registry),
-		now:       time.Now,
-		limits:    newRateLimits(d.Config),
-		codec:     codecserver.New(d.Config),
+		cfg:      d.Config,
+		store:    d.Store,
+		temporal: d.Temporal,
+		workflows: &workflowclient.Client{
+			Temporal: d.Temporal, TaskQueue: d.Config.TemporalTaskQueue,
+			Settings: lifecycleSettings(d.Config), EmailHashKey: d.Config.EmailHashKey,
+		},
+		signer:  d.Signer,
+		links:   invitetoken.Links{Signer: d.Signer, Template: d.Config.AcceptURLTemplate},
+		log:     d.Logger,
+		metrics: newHTTPMetrics(d.Registry),
+		now:     time.Now,
+		limits:  newRateLimits(d.Config),
+		codec:   codecserver.New(d.Config),
 	}
 	clock := func() time.Time { return s.now() } // the server's clock, as tests set it
 	s.invitee = &invitee.Service{

@@ -26,6 +26,7 @@ import (
 type Store interface {
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
 	UserExistsWithEmail(ctx context.Context, email string) (bool, error)
+	LastEventAt(ctx context.Context, id uuid.UUID, typ string) (time.Time, error)
 }
 
 // Service runs the invitee operations.
@@ -109,6 +110,12 @@ func (l Link) Expired(now time.Time) bool {
 	return l.Superseded() || EffectiveStatus(l.Invitation, now) == contract.StatusExpired
 }
 
+// answered reports whether the link's own generation already reached status: an accept or
+// decline sent again because its answer was lost.
+func (l Link) answered(status contract.Status) bool {
+	return l.Invitation.Status == status && l.Generation == l.Invitation.Generation
+}
+
 // Superseded reports whether a renewal gave the invitation a newer link.
 func (l Link) Superseded() bool { return l.Generation < l.Invitation.Generation }
 
@@ -151,13 +158,28 @@ func (s *Service) RequiresPassword(ctx context.Context, inv store.Invitation) (b
 // goes no further than this function) and has the workflow provision the user. It answers the
 // user's id when it is known.
 func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms bool) (*uuid.UUID, error) {
-	if p := link.Usable(s.Now()); p != nil {
-		return nil, p
+	unusable := link.Usable(s.Now())
+	if unusable != nil && !link.answered(contract.StatusAccepted) {
+		return nil, unusable
 	}
 	if !acceptTerms {
 		p := problem.New(contract.CodeTermsNotAccepted, "Accept the Terms of Service to join.")
 		p.Errors = []problem.FieldError{{Field: "accept_terms", Message: "must be true"}}
 		return nil, p
+	}
+	if unusable != nil {
+		// Accepted through this link already: a retry whose first answer was lost. The update
+		// ID gets that accept's answer from Temporal, even from the completed run.
+		var res contract.AcceptResult
+		err := s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateAccept, contract.UpdateID(contract.UpdateAccept, link.Generation, ""),
+			contract.AcceptRequest{Generation: link.Generation}, &res)
+		switch {
+		case errors.Is(err, workflowclient.ErrWorkflowClosed):
+			return nil, unusable // accepted otherwise (before update IDs were named): already accepted
+		case err != nil:
+			return nil, err
+		}
+		return &res.UserID, nil
 	}
 	requires, err := s.RequiresPassword(ctx, link.Invitation)
 	if err != nil {
@@ -175,7 +197,9 @@ func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms 
 		}
 	}
 	var res contract.AcceptResult
-	err = s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateAccept,
+	// Named after the link's generation: a retry after a lost answer gets the first answer
+	// (the user's id), even once the run has completed.
+	err = s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateAccept, contract.UpdateID(contract.UpdateAccept, link.Generation, ""),
 		contract.AcceptRequest{Generation: link.Generation, PasswordHash: hash}, &res)
 	if errors.Is(err, workflowclient.ErrWorkflowClosed) {
 		return nil, s.closedLinkProblem(ctx, link)
@@ -194,11 +218,13 @@ func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms 
 
 // Decline has the workflow close the invitation and release its seat.
 func (s *Service) Decline(ctx context.Context, link Link) error {
-	if p := link.Usable(s.Now()); p != nil {
+	// Declined through this link already: a retry gets the first decline's answer, as an accept does.
+	if p := link.Usable(s.Now()); p != nil && !link.answered(contract.StatusDeclined) {
 		return p
 	}
 	var st contract.State
-	err := s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateDecline, contract.DeclineRequest{Generation: link.Generation}, &st)
+	err := s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateDecline, contract.UpdateID(contract.UpdateDecline, link.Generation, ""),
+		contract.DeclineRequest{Generation: link.Generation}, &st)
 	if errors.Is(err, workflowclient.ErrWorkflowClosed) {
 		return s.closedLinkProblem(ctx, link)
 	}
@@ -207,9 +233,19 @@ func (s *Service) Decline(ctx context.Context, link Link) error {
 
 // RequestRenewal has the workflow record that the invitee of an expired link asks for a new
 // invitation and email the inviter; the workflow refuses (rate_limited) more than one a day.
+// An expired invitation's run has ended, so the request starts the next run, which knows from
+// the story when the invitee last asked.
 func (s *Service) RequestRenewal(ctx context.Context, link Link) error {
 	var st contract.State
-	return s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateRequestRenewal, contract.RenewalRequest{Generation: link.Generation}, &st)
+	req := contract.RenewalRequest{Generation: link.Generation}
+	if inv := link.Invitation; inv.Status == contract.StatusExpired {
+		last, err := s.Store.LastEventAt(ctx, inv.ID, contract.EventRenewalRequested)
+		if err != nil {
+			return err
+		}
+		return s.Workflows.Resume(ctx, inv, last, contract.UpdateRequestRenewal, "", req, &st)
+	}
+	return s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateRequestRenewal, "", req, &st)
 }
 
 // MovedOn reports whether err means the invitation changed under the request (renewed,

@@ -17,6 +17,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/onboarding-service/onboarding/internal/emailhash"
+	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/server/problem"
 )
 
@@ -28,6 +30,10 @@ const timeout = 20 * time.Second
 type Client struct {
 	Temporal  client.Client
 	TaskQueue string
+	// Settings and EmailHashKey make the input of a run that Resume starts from a row, as the
+	// API makes a create's.
+	Settings     contract.Settings
+	EmailHashKey []byte
 }
 
 // ErrWorkflowClosed means the invitation's workflow has finished: an update to it answers
@@ -70,46 +76,134 @@ func (w *Client) Start(ctx context.Context, in contract.InvitationInput) (contra
 // start is one update-with-start of the create update under updateID; it returns the run that
 // answered.
 func (w *Client) start(ctx context.Context, in contract.InvitationInput, updateID string) (contract.State, string, error) {
+	in.Lifecycle = contract.Lifecycle2
+	var st contract.State
+	runID, err := w.updateWithStart(ctx, in, contract.StartSearchAttributes(in, contract.Created),
+		client.UpdateWorkflowOptions{UpdateName: contract.UpdateCreate, UpdateID: updateID}, &st)
+	return st, runID, err
+}
+
+// updateWithStart sends an update to the invitation's open run, or to a new run of in when
+// none is open, and waits for its outcome; it returns the run that answered.
+func (w *Client) updateWithStart(ctx context.Context, in contract.InvitationInput, sa temporal.SearchAttributes, opts client.UpdateWorkflowOptions, result any) (string, error) {
 	op := w.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       contract.InvitationWorkflowID(in.InvitationID),
 		TaskQueue:                w.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            staticSummary(in),
+		TypedSearchAttributes:    sa,
 	}, contract.WorkflowName, in)
-	handle, err := w.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: op,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   contract.UpdateCreate,
-			UpdateID:     updateID,
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
+	opts.WaitForStage = client.WorkflowUpdateStageCompleted
+	var runID string
+	err := whenReady(ctx, func() error {
+		handle, err := w.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+			StartWorkflowOperation: op,
+			UpdateOptions:          opts,
+		})
+		if err != nil {
+			return err
+		}
+		runID = handle.RunID()
+		return handle.Get(ctx, result)
 	})
-	if err != nil {
-		return contract.State{}, "", err
-	}
-	var st contract.State
-	err = handle.Get(ctx, &st)
-	return st, handle.RunID(), err
+	return runID, err
 }
 
-// Update runs an update on an invitation's workflow and waits for its outcome.
-// It addresses the existing workflow only: a closed one answers ErrWorkflowClosed, never a
-// new run.
-func (w *Client) Update(ctx context.Context, id uuid.UUID, name string, arg, result any) error {
+// whenReady runs an update call again while Temporal answers WorkflowNotReady: the workflow
+// task that ran the update could not complete (an event arrived while it ran, and the task that
+// would have closed the run is rewound), so the run forgot the update. Every step an update runs
+// is idempotent, keyed by invitation and generation, so the update is simply sent again; the
+// caller never sees a 503 for what was only a rewind.
+func whenReady(ctx context.Context, call func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := call()
+		var notReady *serviceerror.WorkflowNotReady
+		if !errors.As(err, &notReady) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(min(attempt, 10)) * 20 * time.Millisecond):
+		}
+	}
+}
+
+// Resume runs an update (renew, revoke, request_renewal) on an expired invitation. Its last run
+// ended with the expiry, so the update starts the next run, from the row; if a run is still open
+// (one that is finishing, or one of lifecycle 0, which waits after the expiry) the update goes to
+// it instead. A repeated updateID gets the first outcome, even once that run has closed.
+func (w *Client) Resume(ctx context.Context, inv store.Invitation, renewalRequestedAt time.Time, name, updateID string, arg, result any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	in := w.resumeInput(inv, renewalRequestedAt)
+	opts := client.UpdateWorkflowOptions{UpdateName: name, UpdateID: updateID}
+	if arg != nil {
+		opts.Args = []any{arg}
+	}
+	_, err := w.updateWithStart(ctx, in, contract.StartSearchAttributes(in, *in.Carried), opts, result)
+	return workflowError(err)
+}
+
+// resumeInput is the input of a run that starts from the invitation's row: the invitation as
+// created, and its state as Postgres has it.
+func (w *Client) resumeInput(inv store.Invitation, renewalRequestedAt time.Time) contract.InvitationInput {
+	in := contract.InvitationInput{
+		InvitationID:     inv.ID,
+		AccountID:        inv.AccountID,
+		AccountName:      inv.AccountName,
+		SubscriptionID:   inv.SubscriptionID,
+		SubscriptionName: inv.Subscription,
+		Application:      inv.Application,
+		Role:             inv.Role,
+		GroupIDs:         inv.GroupIDs,
+		UserID:           inv.UserID,
+		Email:            inv.Email,
+		FirstName:        inv.FirstName,
+		LastName:         inv.LastName,
+		Phone:            inv.Phone,
+		Inviter:          contract.Person{Name: inv.InviterName, Email: inv.InviterEmail},
+		Settings:         w.Settings,
+		EmailHash:        emailhash.Hash(w.EmailHashKey, inv.Email),
+		Lifecycle:        contract.Lifecycle2,
+		Carried: &contract.State{
+			InvitationID:       inv.ID,
+			Status:             inv.Status,
+			Generation:         inv.Generation,
+			ExpiresAt:          inv.ExpiresAt,
+			Sends:              inv.Sends,
+			InviteSent:         true,
+			ReminderSent:       true,
+			RenewalRequestedAt: renewalRequestedAt,
+			Delivery:           contract.Delivery{Status: inv.DeliveryStatus, Error: inv.DeliveryError},
+		},
+	}
+	return in
+}
+
+// Update runs an update on an invitation's workflow and waits for its outcome. updateID (see
+// contract.UpdateID; "" for a fresh one) makes a retry get the first outcome, even once the
+// run has closed. It addresses the existing workflow only: a closed one answers
+// ErrWorkflowClosed for an update it did not run, never a new run.
+func (w *Client) Update(ctx context.Context, id uuid.UUID, name, updateID string, arg, result any) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	opts := client.UpdateWorkflowOptions{
 		WorkflowID:   contract.InvitationWorkflowID(id),
 		UpdateName:   name,
+		UpdateID:     updateID,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	}
 	if arg != nil {
 		opts.Args = []any{arg}
 	}
-	handle, err := w.Temporal.UpdateWorkflow(ctx, opts)
-	if err == nil {
-		err = handle.Get(ctx, result)
-	}
+	err := whenReady(ctx, func() error {
+		handle, err := w.Temporal.UpdateWorkflow(ctx, opts)
+		if err != nil {
+			return err
+		}
+		return handle.Get(ctx, result)
+	})
 	return workflowError(err)
 }
 

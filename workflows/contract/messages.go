@@ -41,8 +41,13 @@ type InvitationInput struct {
 	Settings         Settings
 	// EmailHash is the keyed hash of Email for the InviteeEmailHash search attribute.
 	EmailHash string
-	// Carried is set when the workflow continues as new; nil on the first run.
-	Carried *State
+	// Carried is the state a run starts from: the previous run's when the workflow continues
+	// as new, or the invitation's row when renew or request_renewal starts a run after the
+	// last one ended (an expired invitation's run completes). Nil on a create.
+	Carried *State `json:",omitempty"`
+	// Lifecycle is the version of the lifecycle the run follows (see Lifecycle2); zero for runs
+	// started before versions were carried in the input.
+	Lifecycle int `json:",omitempty"`
 }
 
 // UnmarshalJSON reads the input as every version wrote it: runs started before the ids were
@@ -119,6 +124,14 @@ type RenewalRequest struct {
 // RevokeRequest is the revoke update's argument.
 type RevokeRequest struct {
 	By string // who revoked (the API token's name), for the story in the UI
+}
+
+// Detail is the revoked event's detail.
+func (r RevokeRequest) Detail() string {
+	if r.By == "" {
+		return "revoked"
+	}
+	return "revoked by " + r.By
 }
 
 // RateLimitDetails rides on a rate_limited error.

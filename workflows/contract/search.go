@@ -35,3 +35,32 @@ func SearchAttributeTypes() map[string]enums.IndexedValueType {
 	}
 	return types
 }
+
+// Created is the state a create is started to reach: pending, generation 1, invite queued.
+var Created = State{Status: StatusPending, Generation: 1, Delivery: Delivery{Status: DeliveryQueued}}
+
+// StartSearchAttributes are the search attributes a run of in starts with: the invitation's
+// ids, and the state it starts from (a create: Created; a run started from an expired
+// invitation's row: the row's). The run upserts only what then differs, so the usual path
+// writes no upsert until something changes.
+func StartSearchAttributes(in InvitationInput, st State) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(StartSearchAttributeUpdates(in, st)...)
+}
+
+// StartSearchAttributeUpdates are StartSearchAttributes as updates.
+func StartSearchAttributeUpdates(in InvitationInput, st State) []temporal.SearchAttributeUpdate {
+	updates := []temporal.SearchAttributeUpdate{
+		SearchAccountID.ValueSet(in.AccountID.String()),
+		SearchSubscriptionID.ValueSet(in.SubscriptionID.String()),
+		SearchApplication.ValueSet(in.Application),
+		SearchStatus.ValueSet(string(st.Status)),
+		SearchGeneration.ValueSet(int64(st.Generation)),
+	}
+	if st.Delivery.Status != "" {
+		updates = append(updates, SearchDelivery.ValueSet(string(st.Delivery.Status)))
+	}
+	if in.EmailHash != "" {
+		updates = append(updates, SearchEmailHash.ValueSet(in.EmailHash))
+	}
+	return updates
+}

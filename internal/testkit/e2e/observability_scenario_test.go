@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
 
+	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
+	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 // obsAccount is an account with its subscriptions, made through the observability stack's API.
@@ -32,8 +35,10 @@ type obsScenario struct {
 	Acme, Globex obsAccount
 	// Invitations by outcome: accepted, declined, revoked, pending (a 7-day one still open),
 	// email_failed (Resend refused the address), email_retried (Resend failed once, then sent),
-	// expired (renewal refused for want of a seat), renewed (renewed, then accepted on
-	// generation 2), globex_pending (took the seat the expired one wanted).
+	// expired (renewal refused for want of a seat), renewed (a run of lifecycle 0, as runs still
+	// open after the upgrade are: renewed, so it continued as new into a run of lifecycle 2, then
+	// accepted on generation 2), globex_pending (took the seat the expired one wanted). All but
+	// renewed are created through the API, so their runs are of contract.Lifecycle2.
 	Inv map[string]invitation
 	// UnregisteredWorkflowID is a workflow of a type no worker registers: its workflow tasks
 	// fail, which is what the workflow task failure alert is about.
@@ -78,6 +83,45 @@ func (o *obsStack) invite(t *testing.T, c apiClient, a obsAccount, sub, email, f
 	return inv
 }
 
+// inviteLifecycle0 creates an invitation whose workflow runs lifecycle 0, as the runs started
+// before contract.Lifecycle2 that are still open after an upgrade: it sends the create
+// update-with-start itself, with the input the API builds (server/api/invitations.go
+// invitationInput, server/workflowclient) but without a Lifecycle, without start search
+// attributes (lifecycle 0 sets its own) and with the short settings. Such a run keeps regular
+// activities for its Postgres steps and, once expired, stays open until a renew or a revoke.
+func (o *obsStack) inviteLifecycle0(t *testing.T, a obsAccount, sub, email, first string) invitation {
+	t.Helper()
+	s := a.Subs[sub]
+	in := contract.InvitationInput{
+		InvitationID:     uuid.Must(uuid.NewV7()),
+		AccountID:        uuid.MustParse(a.ID),
+		AccountName:      a.Name,
+		SubscriptionID:   uuid.MustParse(s.ID),
+		SubscriptionName: s.Name,
+		Application:      s.Application,
+		Role:             "editor",
+		GroupIDs:         []uuid.UUID{uuid.MustParse(a.GroupID)},
+		Email:            email,
+		FirstName:        first,
+		LastName:         "Example",
+		Inviter:          contract.Person{Name: "Ada Admin", Email: "ada@acme.test"},
+		Settings: contract.Settings{
+			TTL:               o.ShortCfg.InvitationTTL,
+			ReminderBefore:    o.ShortCfg.ReminderBefore,
+			ResendMinInterval: o.ShortCfg.ResendMinInterval,
+		},
+		EmailHash: emailhash.Hash(o.Cfg.EmailHashKey, email),
+		Lifecycle: 0, // before contract.Lifecycle2
+	}
+	ctx, cancel := obsContext(t)
+	defer cancel()
+	st := createLifecycle0(ctx, t, o.Client, obsTaskQueue, in)
+	if st.Status != contract.StatusPending || st.Generation != 1 {
+		t.Fatalf("create of lifecycle 0 for %s answered %s, generation %d; want pending, generation 1", email, st.Status, st.Generation)
+	}
+	return o.invitation(t, a, in.InvitationID.String()) // for its invite_url, as the portal reads it
+}
+
 func (o *obsStack) invitation(t *testing.T, a obsAccount, id string) invitation {
 	t.Helper()
 	var inv invitation
@@ -99,9 +143,10 @@ func obsAddress(local string) string {
 }
 
 // driveEveryOutcome drives invitations through every outcome on the observability stack: the
-// invitee accepts and declines, the administrator revokes, invitations expire, one is renewed
-// and accepted, renewal is refused for want of a seat, Resend refuses one address and fails
-// once for another, and a workflow of an unregistered type fails its workflow tasks.
+// invitee accepts and declines, the administrator revokes (while the database drops the step's
+// connection, so a local activity fails once), invitations expire, one (a run of lifecycle 0) is
+// renewed and accepted, renewal is refused for want of a seat, Resend refuses one address and
+// fails once for another, and a workflow of an unregistered type fails its workflow tasks.
 func driveEveryOutcome(t *testing.T, o *obsStack) *obsScenario {
 	t.Helper()
 	sc := &obsScenario{Inv: map[string]invitation{}}
@@ -130,10 +175,13 @@ func driveEveryOutcome(t *testing.T, o *obsStack) *obsScenario {
 		return nil
 	})
 
-	// Expiry takes the short TTL's seconds: start those first and do the rest meanwhile.
+	// Expiry takes the short TTL's seconds: start those first and do the rest meanwhile. The
+	// expired one is the API's (lifecycle 2): its run completes with the expiry. The renewed one
+	// is a run of lifecycle 0, as runs still open after the upgrade are: its Postgres steps are
+	// regular activities, and once expired it stays open, waiting for a renew.
 	expiring, renewing := obsAddress("Late.Larry"), obsAddress("Renew.Ruth")
 	sc.Inv["expired"] = o.invite(t, o.short(), sc.Globex, "figma", expiring, "Larry")
-	sc.Inv["renewed"] = o.invite(t, o.short(), sc.Globex, "figma", renewing, "Ruth")
+	sc.Inv["renewed"] = o.inviteLifecycle0(t, sc.Globex, "figma", renewing, "Ruth")
 
 	jane := obsAddress("Jane.Doe")
 	sc.Inv["accepted"] = o.invite(t, o.portal(), sc.Acme, "cc", jane, "Jane")
@@ -149,7 +197,7 @@ func driveEveryOutcome(t *testing.T, o *obsStack) *obsScenario {
 	rex := obsAddress("Revoke.Rex")
 	sc.Inv["revoked"] = o.invite(t, o.portal(), sc.Acme, "cc", rex, "Rex")
 	o.waitEmail(t, rex, "invited you", 1)
-	o.portal().do(t, "POST", sc.Acme.path("/invitations/"+sc.Inv["revoked"].ID+"/revoke"), nil).expect(t, 200)
+	o.revokeOnDroppedConnection(t, sc.Acme, sc.Inv["revoked"].ID)
 
 	// The Acrobat subscription has one seat: the pending invitation holds it, so the next
 	// invite is refused.
@@ -172,7 +220,14 @@ func driveEveryOutcome(t *testing.T, o *obsStack) *obsScenario {
 	}
 
 	// Expiry, then a renewal that is accepted on its new link, then a renewal refused because
-	// the freed seat was taken meanwhile.
+	// the freed seat was taken meanwhile. The API's renew of the lifecycle-0 invitation goes to
+	// its still-open run (update-with-start finds it), which renews with a regular activity and
+	// continues as new into a run of lifecycle 2; that run sends generation 2's invite and takes
+	// the accept (a local activity), and the welcome email goes out from an InvitationEmail
+	// workflow. The refused renew of the lifecycle-2 invitation starts a new run under the same
+	// workflow ID (its first run completed at the expiry); the RenewInvitation local activity
+	// answers seats_exhausted (a benign refusal, not counted as a failure) and that run
+	// completes, still expired.
 	for _, key := range []string{"expired", "renewed"} {
 		id := sc.Inv[key].ID
 		obsEventually(t, shortTTL+30*time.Second, key+" to expire", func() bool {
@@ -203,6 +258,67 @@ func driveEveryOutcome(t *testing.T, o *obsStack) *obsScenario {
 		sc.Inv[key] = o.invitation(t, a, inv.ID)
 	}
 	return sc
+}
+
+// revokeOnDroppedConnection revokes an invitation while the database drops the connection the
+// worker's step runs on, as a failover or a DBA ending the session would: the CloseInvitation
+// local activity fails once, and its retry, on a fresh connection, goes through, so the revoke
+// answers 200. That is the scenario's failed local activity (business refusals, such as the
+// renew refused for want of a seat, are benign: the SDK does not count them as failures). To
+// catch the step mid-transaction, the test holds the invitation's row until the step waits on
+// it, then ends the waiting session and lets the row go.
+func (o *obsStack) revokeOnDroppedConnection(t *testing.T, a obsAccount, id string) {
+	t.Helper()
+	ctx, cancel := obsContext(t)
+	defer cancel()
+	tx, err := stack.Store.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }() // a second rollback is a no-op
+	var holder int
+	if err := tx.QueryRow(ctx, `select pg_backend_pid() from invitations where id = $1 for update`, id).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		r   response
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		r, err := o.portal().call("POST", a.path("/invitations/"+id+"/revoke"), nil)
+		answered <- answer{r, err}
+	}()
+	var step int // the worker's session, waiting on the row
+	obsEventually(t, 20*time.Second, "the revoke's CloseInvitation to wait on the held row", func() bool {
+		return stack.Store.Pool.QueryRow(ctx,
+			`select pid from pg_stat_activity where $1 = any(pg_blocking_pids(pid)) limit 1`, holder).Scan(&step) == nil
+	})
+	select {
+	case a := <-answered:
+		t.Fatalf("the revoke answered (%v, %v) before its step could run", a.r.Status, a.err)
+	default:
+	}
+	var ended bool
+	if err := stack.Store.Pool.QueryRow(ctx, `select pg_terminate_backend($1)`, step).Scan(&ended); err != nil || !ended {
+		t.Fatalf("ending the step's session %d: %v, %v", step, ended, err)
+	}
+	obsEventually(t, 10*time.Second, "the step's session to end", func() bool {
+		var n int
+		return stack.Store.Pool.QueryRow(ctx, `select count(*) from pg_stat_activity where pid = $1`, step).Scan(&n) == nil && n == 0
+	})
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-answered:
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		a.r.expect(t, 200)
+	case <-ctx.Done():
+		t.Fatal("the revoke did not answer once its step could run")
+	}
 }
 
 // terminateUnregistered ends the workflow whose tasks fail, once its failures were seen.

@@ -126,41 +126,55 @@ func (o *obsStack) checkVisibility(t *testing.T, sc *obsScenario) {
 		return out
 	}
 	acme, globex := sc.Acme.ID, sc.Globex.ID
-	// A renewal continues the workflow as new; its earlier run stays listed (ContinuedAsNew)
-	// with the search attributes it had, so queries about current state leave such runs out,
-	// as docs/support.md says.
+	// An invitation may have several runs under its workflow ID, each listed with the search
+	// attributes it had when it closed:
+	//   - the lifecycle-0 run (renewed) continued as new into a lifecycle-2 run when it was
+	//     renewed: its first run stays listed as ContinuedAsNew, still expired, generation 1;
+	//   - a lifecycle-2 run completes with the expiry, and a renew (or revoke) of the expired
+	//     invitation starts the next run: the expired invitation has two completed runs, the
+	//     expiry's and the refused renew's, both expired.
+	// Leaving ContinuedAsNew runs out drops the handed-over run; runs says how many are left.
 	const latest = ` AND ExecutionStatus != "ContinuedAsNew"`
 	cases := []struct {
 		query string
 		want  []string
+		runs  int // the runs listed, when not one per invitation
 	}{
-		{`InvitationStatus = "accepted" AND AccountId = "` + acme + `"`, wf("accepted")},
-		{`InvitationStatus = "accepted" AND AccountId = "` + globex + `"`, wf("renewed")},
-		{`InvitationStatus = "declined" AND AccountId = "` + acme + `"`, wf("declined")},
-		{`InvitationStatus = "revoked" AND AccountId = "` + acme + `"`, wf("revoked")},
-		{`InvitationStatus = "pending" AND AccountId = "` + acme + `"`, wf("pending", "email_failed", "email_retried")},
-		{`InvitationStatus = "expired" AND AccountId = "` + globex + `"` + latest, wf("expired")},
-		{`InvitationStatus = "pending" AND AccountId = "` + globex + `"`, wf("globex_pending")},
-		{`DeliveryStatus = "failed"`, wf("email_failed")},
-		{`DeliveryStatus = "sent" AND AccountId = "` + acme + `" AND InvitationStatus = "pending"`, wf("pending", "email_retried")},
-		{`InvitationGeneration = 2`, wf("renewed")},
-		{`InvitationGeneration = 1 AND AccountId = "` + globex + `"` + latest, wf("expired", "globex_pending")},
-		{`InviteeEmailHash = "` + o.emailHash(t, sc.Inv["accepted"].Email) + `"`, wf("accepted")},
+		{`InvitationStatus = "accepted" AND AccountId = "` + acme + `"`, wf("accepted"), 0},
+		{`InvitationStatus = "accepted" AND AccountId = "` + globex + `"`, wf("renewed"), 0},
+		{`InvitationStatus = "declined" AND AccountId = "` + acme + `"`, wf("declined"), 0},
+		{`InvitationStatus = "revoked" AND AccountId = "` + acme + `"`, wf("revoked"), 0},
+		{`InvitationStatus = "pending" AND AccountId = "` + acme + `"`, wf("pending", "email_failed", "email_retried"), 0},
+		{`InvitationStatus = "expired" AND AccountId = "` + globex + `"` + latest, wf("expired"), 2},
+		// Without the filter, the renewed invitation's first run still says what it was then.
+		{`InvitationStatus = "expired" AND AccountId = "` + globex + `"`, wf("expired", "renewed"), 3},
+		{`InvitationStatus = "pending" AND AccountId = "` + globex + `"`, wf("globex_pending"), 0},
+		{`DeliveryStatus = "failed"`, wf("email_failed"), 0},
+		{`DeliveryStatus = "sent" AND AccountId = "` + acme + `" AND InvitationStatus = "pending"`, wf("pending", "email_retried"), 0},
+		{`InvitationGeneration = 2`, wf("renewed"), 0},
+		{`InvitationGeneration = 1 AND AccountId = "` + globex + `"` + latest, wf("expired", "globex_pending"), 3},
+		{`InviteeEmailHash = "` + o.emailHash(t, sc.Inv["accepted"].Email) + `"`, wf("accepted"), 0},
 		// The hash ignores case and surrounding spaces, as support types addresses.
-		{`InviteeEmailHash = "` + o.emailHash(t, "  "+strings.ToUpper(sc.Inv["email_failed"].Email)+" ") + `"`, wf("email_failed")},
-		{`Application = "` + sc.Acme.Subs["acrobat"].Application + `"`, wf("pending")},
-		{`Application = "` + sc.Globex.Subs["figma"].Application + `"` + latest, wf("expired", "renewed", "globex_pending")},
-		{`SubscriptionId = "` + sc.Acme.Subs["acrobat"].ID + `"`, wf("pending")},
-		{`SubscriptionId = "` + sc.Globex.Subs["figma"].ID + `"` + latest, wf("expired", "renewed", "globex_pending")},
-		{`AccountId = "` + acme + `" AND WorkflowType = "Invitation"`, wf("accepted", "declined", "revoked", "pending", "email_failed", "email_retried")},
+		{`InviteeEmailHash = "` + o.emailHash(t, "  "+strings.ToUpper(sc.Inv["email_failed"].Email)+" ") + `"`, wf("email_failed"), 0},
+		{`Application = "` + sc.Acme.Subs["acrobat"].Application + `"`, wf("pending"), 0},
+		{`Application = "` + sc.Globex.Subs["figma"].Application + `"` + latest, wf("expired", "renewed", "globex_pending"), 4},
+		{`SubscriptionId = "` + sc.Acme.Subs["acrobat"].ID + `"`, wf("pending"), 0},
+		{`SubscriptionId = "` + sc.Globex.Subs["figma"].ID + `"` + latest, wf("expired", "renewed", "globex_pending"), 4},
+		// The welcome emails' InvitationEmail workflows carry no search attributes: they are
+		// not listed with the account's invitations.
+		{`AccountId = "` + acme + `" AND WorkflowType = "Invitation"`, wf("accepted", "declined", "revoked", "pending", "email_failed", "email_retried"), 0},
 	}
 	for _, c := range cases {
+		wantRuns := c.runs
+		if wantRuns == 0 {
+			wantRuns = len(c.want)
+		}
 		var got []string
 		var runs int
 		deadline := time.Now().Add(30 * time.Second) // visibility is eventually consistent
 		for {
 			got, runs = o.listWorkflows(t, c.query)
-			if slices.Equal(got, c.want) || time.Now().After(deadline) {
+			if (slices.Equal(got, c.want) && runs == wantRuns) || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(250 * time.Millisecond)
@@ -169,14 +183,11 @@ func (o *obsStack) checkVisibility(t *testing.T, sc *obsScenario) {
 			t.Errorf("%s\n  found %v\n  want  %v", c.query, got, c.want)
 			continue
 		}
-		if runs != len(got) {
-			t.Errorf("%s: %d runs for %d invitations: each invitation should be listed once", c.query, runs, len(got))
+		if runs != wantRuns {
+			t.Errorf("%s: %d runs for %d invitations, want %d runs", c.query, runs, len(got), wantRuns)
 		}
-		t.Logf("%s -> %d invitation(s)", c.query, len(got))
+		t.Logf("%s -> %d invitation(s), %d run(s)", c.query, len(got), runs)
 	}
-	// Without the filter, the renewed invitation's first run still says what it was then.
-	got, runs := o.listWorkflows(t, `InvitationStatus = "expired" AND AccountId = "`+globex+`"`)
-	t.Logf("without %q, expired in Globex lists %d runs of %v", latest, runs, got)
 }
 
 // listWorkflows runs a visibility query and returns the distinct workflow IDs, sorted, and the

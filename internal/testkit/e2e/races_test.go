@@ -162,13 +162,12 @@ func TestRaceSeats(t *testing.T) {
 	})
 	sampler.finish(t, seats)
 
+	// The accepts of one link carry one update ID (accept, generation 1): however many arrive
+	// at once, the invitation is accepted once and every one of them gets that accept's answer.
 	userOf := make([]string, seats)
 	for i, r := range accepted {
 		k := i % seats
-		if r.Status != 200 {
-			r.expectProblem(t, 409, "invalid_state")
-			continue
-		}
+		r.expect(t, 200)
 		var out struct {
 			Status string `json:"status"`
 			UserID string `json:"user_id"`
@@ -177,7 +176,7 @@ func TestRaceSeats(t *testing.T) {
 		if out.Status != "accepted" || out.UserID == "" {
 			t.Fatalf("accept %d answered %s", i, r.Body)
 		}
-		if userOf[k] != "" {
+		if userOf[k] != "" && userOf[k] != out.UserID {
 			t.Fatalf("invitation %s accepted twice (users %s and %s)", invs[k].ID, userOf[k], out.UserID)
 		}
 		userOf[k] = out.UserID

@@ -221,13 +221,15 @@ func listWorkflows(t *testing.T, c client.Client, query string) map[string]strin
 	}
 }
 
-// TestAPIGracefulShutdown: SIGTERM reaches the API while an accept is in flight (its
-// provisioning held 4 s by the worker). The API stops accepting connections at once, finishes
-// the accept with 200, and exits cleanly.
+// TestAPIGracefulShutdown: SIGTERM reaches the API while an accept is in flight: the
+// workflow task that handles the accept's update has started on the worker and provisions the
+// user inside it, as a local activity the test kit's slow worker holds 3 s (within the step's
+// 5 s attempt timeout). The API stops accepting connections at once, waits for the update,
+// answers the accept 200, and exits cleanly; the user is provisioned once.
 func TestAPIGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	svc := newService(t, "apiterm", nil)
-	svc.startSlowWorker(t, 4*time.Second, nil)
+	svc.startSlowWorker(t, 3*time.Second, nil)
 	api := svc.startAPI(t)
 	c := svc.client()
 	f := newFixture(t, c, 2)
@@ -235,9 +237,8 @@ func TestAPIGracefulShutdown(t *testing.T) {
 	inv := f.invite(t, c, email)
 	waitEmails(t, email, "invited you", 1, 30*time.Second)
 
-	answer := acceptInBackground(svc.invitee(), tokenOf(t, *inv.InviteURL))
-	waitActivityStarted(t, env.tc, wfID(inv.ID), "ProvisionUser", 30*time.Second)
-	sent := time.Now()
+	answer, _, _ := acceptWhenIdle(t, svc, inv)
+	signalled := time.Now()
 	api.signal(t, syscall.SIGTERM)
 
 	// New connections are refused while the accept finishes.
@@ -251,11 +252,15 @@ func TestAPIGracefulShutdown(t *testing.T) {
 		t.Fatalf("the in-flight accept failed at shutdown: %v", got.err)
 	}
 	got.r.expect(t, 200)
+	if !got.at.After(signalled) {
+		t.Fatalf("the accept was answered before the SIGTERM: it was not in flight")
+	}
 	exited, err := api.exitedIn(10 * time.Second)
 	if !exited || err != nil {
 		t.Fatalf("the API after SIGTERM: exited %v, %v\n%s", exited, err, api.logTail())
 	}
-	t.Logf("accept answered %s after SIGTERM; the API exited right after", got.at.Sub(sent).Round(100*time.Millisecond))
+	t.Logf("accept answered %s after SIGTERM; the API exited right after", got.at.Sub(signalled).Round(100*time.Millisecond))
 	svc.startAPI(t)
 	checkProvisionedOnce(t, svc, f, inv.ID, email)
+	checkAnsweredUser(t, svc, f, inv.ID, []response{got.r})
 }

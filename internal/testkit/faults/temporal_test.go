@@ -2,6 +2,8 @@ package faults
 
 import (
 	"context"
+	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -49,22 +52,57 @@ type run struct {
 	Events []*historypb.HistoryEvent
 }
 
-// runs returns every run of a workflow, first to latest, following the continue-as-new chain
-// backwards from the latest run.
+// runs returns every run of a workflow ID, oldest first: the latest run and those it continued
+// as new from (followed through the history, which is never stale), and any other run under the
+// same ID that visibility lists (a renew after the expiry ended a run starts a fresh one).
 func runs(t *testing.T, c client.Client, workflowID string) []run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	seen := map[string]bool{}
+	var out []run
+	add := func(runID string) []*historypb.HistoryEvent {
+		if seen[runID] {
+			return nil
+		}
+		seen[runID] = true
+		events := history(t, c, workflowID, runID)
+		out = append(out, run{RunID: runID, Events: events})
+		return events
+	}
+	var runIDs []string
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s'", workflowID), NextPageToken: token,
+		})
+		if err != nil {
+			t.Fatalf("list runs of %s: %v", workflowID, err)
+		}
+		for _, info := range resp.GetExecutions() {
+			runIDs = append(runIDs, info.GetExecution().GetRunId())
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
 	d, err := c.DescribeWorkflowExecution(ctx, workflowID, "")
 	if err != nil {
 		t.Fatalf("describe %s: %v", workflowID, err)
 	}
-	var out []run
 	for runID := d.GetWorkflowExecutionInfo().GetExecution().GetRunId(); runID != ""; {
-		events := history(t, c, workflowID, runID)
-		out = append([]run{{RunID: runID, Events: events}}, out...)
+		events := add(runID)
+		if events == nil {
+			break
+		}
 		runID = events[0].GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
 	}
+	for _, runID := range runIDs {
+		add(runID)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Events[0].GetEventTime().AsTime().Before(out[j].Events[0].GetEventTime().AsTime())
+	})
 	return out
 }
 

@@ -195,6 +195,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.defer_(mainWorker.Stop)
+	if err := worker.EnsureMaintenanceSchedule(ctx, s.Temporal, s.Cfg); err != nil {
+		return nil, err
+	}
 
 	s.API = httptest.NewServer(s.Handler(s.Cfg, prometheus.NewRegistry()))
 	s.defer_(s.API.Close)
