@@ -133,6 +133,10 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 			ReconcileGrace:     dur("RECONCILE_GRACE", "10m", true),
 		},
 	}
+	if t := c.BootstrapAPIToken; c.Production() && t != "" && (len(t) < minBootstrapTokenLen || DevSecret([]byte(t))) {
+		// It is a full-reach API token: a short or example one is a master key anyone can guess.
+		errs = append(errs, fmt.Errorf("BOOTSTRAP_API_TOKEN: must be at least %d characters and not an example or placeholder value when APP_ENV=production (openssl rand -hex 32)", minBootstrapTokenLen))
+	}
 	if c.Env != "development" && c.Env != "production" {
 		errs = append(errs, fmt.Errorf("APP_ENV: %q must be development or production", c.Env))
 	}

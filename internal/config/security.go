@@ -36,6 +36,11 @@ type Security struct {
 	RateInviteeIP        RateLimit
 	RateInviteeToken     RateLimit
 	RateInvitationCreate RateLimit
+	// RateSignInUser and RateSignInIP limit failed sign-ins of an existing user accepting an
+	// invitation: per user (RATE_LIMIT_SIGN_IN_USER) and per client (RATE_LIMIT_SIGN_IN_IP).
+	// Only failures spend; a correct password is never refused while the bucket has a token.
+	RateSignInUser RateLimit
+	RateSignInIP   RateLimit
 	// TrustedProxies may set X-Forwarded-For (TRUSTED_PROXIES: addresses or CIDRs); none by
 	// default, so the client address is the connection's peer.
 	TrustedProxies []string
@@ -59,6 +64,9 @@ func (r RateLimit) String() string {
 
 // minSecretLen is the shortest TOKEN_SECRET accepted (bytes).
 const minSecretLen = 32
+
+// minBootstrapTokenLen is the shortest BOOTSTRAP_API_TOKEN production accepts.
+const minBootstrapTokenLen = 32
 
 // minCodecTokenLen is the shortest CODEC_AUTH_TOKEN accepted.
 const minCodecTokenLen = 32
@@ -145,6 +153,8 @@ func (c *Config) loadSecurity(getenv func(string) string) []error {
 	c.RateInviteeIP = rate("RATE_LIMIT_INVITEE_IP", "60/1m")
 	c.RateInviteeToken = rate("RATE_LIMIT_INVITEE_TOKEN", "20/1m")
 	c.RateInvitationCreate = rate("RATE_LIMIT_INVITATIONS_ACCOUNT", "120/1m")
+	c.RateSignInUser = rate("RATE_LIMIT_SIGN_IN_USER", "5/15m")
+	c.RateSignInIP = rate("RATE_LIMIT_SIGN_IN_IP", "20/15m")
 
 	for _, p := range splitList(getenv("TRUSTED_PROXIES")) {
 		if net.ParseIP(p) == nil {

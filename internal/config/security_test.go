@@ -128,3 +128,22 @@ func TestCodecAndRateDefaults(t *testing.T) {
 		t.Error("a host name was taken as a trusted proxy")
 	}
 }
+
+// Production refuses a BOOTSTRAP_API_TOKEN (an unscoped API token) that is short or an example
+// value; development takes any.
+func TestProductionRefusesWeakBootstrapToken(t *testing.T) {
+	for _, tok := range []string{"dev-token", strings.Repeat("a", 40), "changemechangemechangemechangeme", "0123456789abcdef"} {
+		_, err := LoadFrom(env(map[string]string{"APP_ENV": "production", "TOKEN_SECRET": goodSecret, "BOOTSTRAP_API_TOKEN": tok}))
+		if err == nil || !strings.Contains(err.Error(), "BOOTSTRAP_API_TOKEN") {
+			t.Errorf("production with BOOTSTRAP_API_TOKEN %q: err = %v", tok, err)
+		}
+		if _, err := LoadFrom(env(map[string]string{"BOOTSTRAP_API_TOKEN": tok})); err != nil {
+			t.Errorf("development with BOOTSTRAP_API_TOKEN %q: %v", tok, err)
+		}
+	}
+	for _, tok := range []string{"", "3f5a9c1e7b2d4f6081a3c5e7092b4d6f"} { // none, or $(openssl rand -hex 16)
+		if _, err := LoadFrom(env(map[string]string{"APP_ENV": "production", "TOKEN_SECRET": goodSecret, "BOOTSTRAP_API_TOKEN": tok})); err != nil {
+			t.Errorf("production with BOOTSTRAP_API_TOKEN %q: %v", tok, err)
+		}
+	}
+}

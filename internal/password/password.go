@@ -106,6 +106,17 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 
+// Verify is the package's Verify within the hasher's bound: verifying costs what hashing does.
+func (h *Hasher) Verify(ctx context.Context, encoded, pw string) (bool, error) {
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	return Verify(encoded, pw)
+}
+
 // Verify reports whether pw matches an encoded hash made by Hash.
 func Verify(encoded, pw string) (bool, error) {
 	parts := strings.Split(encoded, "$")

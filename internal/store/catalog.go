@@ -199,3 +199,19 @@ func (s *Store) LookupAPIToken(ctx context.Context, token string) (APIToken, err
 	}
 	return t, err
 }
+
+// UserPasswordHash returns the existing user an invitation names (by id, else by address) and
+// their password hash ("" when they have none).
+func (s *Store) UserPasswordHash(ctx context.Context, userID *uuid.UUID, email string) (uuid.UUID, string, error) {
+	var id uuid.UUID
+	var hash *string
+	err := s.Pool.QueryRow(ctx, `select id, password_hash from users where ($1::uuid is not null and id = $1)
+		or ($1::uuid is null and lower(email) = lower($2)) limit 1`, userID, email).Scan(&id, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, "", ErrNotFound
+	}
+	if err != nil || hash == nil {
+		return id, "", err
+	}
+	return id, *hash, nil
+}

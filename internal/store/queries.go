@@ -134,11 +134,25 @@ type AccountUser struct {
 	InvitationID *uuid.UUID
 }
 
+// AccountKnowsUser reports whether the account knows the user: a member (of any state), or a
+// person it invited before (by user id or by the user's address).
+func (s *Store) AccountKnowsUser(ctx context.Context, accountID uuid.UUID, u User) (bool, error) {
+	var known bool
+	err := s.Pool.QueryRow(ctx, `select exists(select 1 from memberships where account_id = $1 and user_id = $2)
+		or exists(select 1 from invitations where account_id = $1 and (user_id = $2 or lower(email) = lower($3)))`,
+		accountID, u.ID, u.Email).Scan(&known)
+	return known, err
+}
+
 // ListAccountUsers returns the account's members and invited people, ordered by email.
 // A person with a membership appears once, as a member, whatever their invitations; anyone
 // else appears by their latest invitation when it is pending or expired (a revoked or
 // declined latest invitation is not listed).
-func (s *Store) ListAccountUsers(ctx context.Context, accountID uuid.UUID) ([]AccountUser, error) {
+//
+// A person invited by email who has not joined has a user id only when reach is set (the
+// portal's own view, which may name any user): an account's own view names only people it knows
+// (its members, and those it invited by user id), so it cannot learn who has a user elsewhere.
+func (s *Store) ListAccountUsers(ctx context.Context, accountID uuid.UUID, reach bool) ([]AccountUser, error) {
 	rows, err := s.Pool.Query(ctx, `
 		with members as (
 			select m.user_id, u.email, u.first_name, u.last_name, m.role, m.group_ids, m.state
@@ -156,14 +170,14 @@ func (s *Store) ListAccountUsers(ctx context.Context, accountID uuid.UUID) ([]Ac
 			select user_id, email, first_name, last_name, role, group_ids, state, null::uuid as invitation_id
 			from members
 			union all
-			select coalesce(l.user_id, (select u.id from users u where lower(u.email) = lower(l.email))),
+			select coalesce(l.user_id, (select u.id from users u where $2 and lower(u.email) = lower(l.email))),
 			       l.email, l.first_name, l.last_name, l.role, l.group_ids,
 			       case l.status when 'pending' then 'invited' else 'invitation_expired' end, l.id
 			from latest l
 			where l.status in ('pending', 'expired')
 			  and not exists (select 1 from members m where m.user_id = l.user_id or lower(m.email) = lower(l.email))
 		) listed
-		order by lower(email), email, state`, accountID)
+		order by lower(email), email, state`, accountID, reach)
 	if err != nil {
 		return nil, err
 	}

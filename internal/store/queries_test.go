@@ -305,7 +305,7 @@ func TestMembershipAndUsers(t *testing.T) {
 	seedInvitation(t, s, acc.ID, sub.ID, "gone@acme.test", "revoked", start.Add(time.Minute))
 	lapsed := seedInvitation(t, s, acc.ID, sub.ID, "outsider@acme.test", "expired", start) // an existing user, not a member
 
-	users, err := s.ListAccountUsers(ctx, acc.ID)
+	users, err := s.ListAccountUsers(ctx, acc.ID, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,6 +330,24 @@ func TestMembershipAndUsers(t *testing.T) {
 	}
 	if len(users[0].GroupIDs) != 1 || users[0].GroupIDs[0] != g.ID || users[2].GroupIDs == nil {
 		t.Errorf("groups = %v / %v", users[0].GroupIDs, users[2].GroupIDs)
+	}
+
+	// The account's own view (a scoped token) does not name the outsider it invited by email:
+	// whether they have a user somewhere is not the account's to know.
+	own, err := s.ListAccountUsers(ctx, acc.ID, false)
+	if err != nil || len(own) != len(users) {
+		t.Fatalf("own view = %+v, %v", own, err)
+	}
+	if own[3].Email != "outsider@acme.test" || own[3].UserID != nil || !sameID(own[0].UserID, &active) {
+		t.Errorf("own view names %v for the outsider and %v for the member; want none and %s", own[3].UserID, own[0].UserID, active)
+	}
+	outsiderUser, _ := s.GetUser(ctx, outsider)
+	if known, err := s.AccountKnowsUser(ctx, acc.ID, outsiderUser); err != nil || !known {
+		t.Errorf("the account invited the outsider: it knows them (%v, %v)", known, err)
+	}
+	other, _ := s.CreateAccount(ctx, "Elsewhere")
+	if known, err := s.AccountKnowsUser(ctx, other.ID, outsiderUser); err != nil || known {
+		t.Errorf("another account knows the outsider (%v, %v)", known, err)
 	}
 }
 

@@ -36,11 +36,20 @@ type groupView struct {
 	Name string    `json:"name"`
 }
 
+// portalOnly refuses a token scoped to one account: what it asks for (an account, a
+// subscription: what the SaaS sells) is the portal's own business.
+func portalOnly(c *gin.Context, what string) error {
+	if tok, ok := apiToken(c); !ok || tok.AccountID != nil {
+		return problem.New(contract.CodeForbidden, "Only an API token that is not scoped to one account can create %s.", what)
+	}
+	return nil
+}
+
 // createAccount needs a token of the portal itself: a token scoped to one account has no
 // business making others.
 func (s *Server) createAccount(c *gin.Context) error {
-	if tok, ok := apiToken(c); !ok || tok.AccountID != nil {
-		return problem.New(contract.CodeForbidden, "Only an API token that is not scoped to one account can create accounts.")
+	if err := portalOnly(c, "accounts"); err != nil {
+		return err
 	}
 	name, err := readRequest(c, decodeName)
 	if err != nil {
@@ -55,7 +64,12 @@ func (s *Server) createAccount(c *gin.Context) error {
 	return nil
 }
 
+// createSubscription needs the portal's token too: an account's administrator manages its
+// groups, settings and invitations, not the seats it bought.
 func (s *Server) createSubscription(c *gin.Context) error {
+	if err := portalOnly(c, "subscriptions"); err != nil {
+		return err
+	}
 	req, err := readRequest(c, decodeSubscription)
 	if err != nil {
 		return err

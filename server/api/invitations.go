@@ -57,7 +57,15 @@ func (s *Server) createInvitation(c *gin.Context) error {
 	in := s.invitationInput(id, acc, sub, req)
 	if req.UserID != nil {
 		// An existing user is invited under the name and address the service knows them by.
+		// A token scoped to an account names only people that account knows: anyone else is
+		// "no such user", as one that does not exist, so it learns nothing of other accounts.
 		u, err := s.store.GetUser(ctx, *req.UserID)
+		if err == nil && !fullReach(c) {
+			var known bool
+			if known, err = s.store.AccountKnowsUser(ctx, acc.ID, u); err == nil && !known {
+				err = store.ErrNotFound
+			}
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return problem.New(contract.CodeNotFound, "No user %s.", *req.UserID)
 		}

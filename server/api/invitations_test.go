@@ -585,10 +585,13 @@ func TestInviteeAccept(t *testing.T) {
 		t.Errorf("hash does not verify: %v", err)
 	}
 
-	// An existing user needs no password; one given is ignored, not hashed.
+	// An existing user signs in with their password: another is refused, theirs accepts, and
+	// it is verified, not hashed again (the stored hash stays).
 	other := newHarness(t)
 	again := other.pending(strings.ToUpper(email))
-	got = decodeJSON[map[string]any](t, other.do("POST", "/v1/invitations/accept", fmt.Sprintf(`{"token":%q,"password":"x","accept_terms":true}`, other.token(again))), 200)
+	decodeProblem(t, other.do("POST", "/v1/invitations/accept", fmt.Sprintf(`{"token":%q,"password":"x","accept_terms":true}`, other.token(again))),
+		422, contract.CodeCredentialsInvalid)
+	got = decodeJSON[map[string]any](t, other.do("POST", "/v1/invitations/accept", fmt.Sprintf(`{"token":%q,"password":"Str0ng-Password","accept_terms":true}`, other.token(again))), 200)
 	if got["user_id"] != userID.String() || passwordHash(t, userID) != hash {
 		t.Errorf("existing user's accept = %v; hash changed: %v", got, passwordHash(t, userID) != hash)
 	}

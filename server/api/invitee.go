@@ -26,6 +26,8 @@ type previewView struct {
 	Status           contract.Status `json:"status"`
 	ExpiresAt        time.Time       `json:"expires_at"`
 	RequiresPassword bool            `json:"requires_password"`
+	// RequiresSignIn: the invitee is an existing user, who accepts with their current password.
+	RequiresSignIn bool `json:"requires_sign_in"`
 }
 
 type acceptView struct {
@@ -54,7 +56,7 @@ func (s *Server) preview(ctx context.Context, token string) (previewView, error)
 	v := previewView{
 		AccountName: inv.AccountName, Application: inv.Application, Role: inv.Role,
 		Email: inv.Email, FirstName: inv.FirstName, LastName: inv.LastName,
-		Status: inv.Status, ExpiresAt: inv.ExpiresAt.UTC(), RequiresPassword: requires,
+		Status: inv.Status, ExpiresAt: inv.ExpiresAt.UTC(), RequiresPassword: requires, RequiresSignIn: !requires,
 	}
 	if inv.InviterName != "" || inv.InviterEmail != "" {
 		v.Inviter = &personView{Name: inv.InviterName, Email: inv.InviterEmail}
@@ -94,7 +96,7 @@ func (s *Server) acceptInvitation(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	userID, err := s.invitee.Accept(c.Request.Context(), link, b.Password, b.AcceptTerms)
+	userID, err := s.invitee.Accept(c.Request.Context(), link, b.Password, b.AcceptTerms, c.ClientIP())
 	if err != nil {
 		return err
 	}

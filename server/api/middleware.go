@@ -188,6 +188,13 @@ func apiToken(c *gin.Context) (store.APIToken, bool) {
 	return tok, ok
 }
 
+// fullReach reports whether the caller's token may see people beyond its account: the portal's
+// unscoped token. A token scoped to an account sees only the people that account knows.
+func fullReach(c *gin.Context) bool {
+	tok, ok := apiToken(c)
+	return ok && tok.AccountID == nil
+}
+
 // account is the path's account, set by loadAccount.
 func account(c *gin.Context) store.Account {
 	a, _ := c.Get(ctxAccount)

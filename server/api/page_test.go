@@ -119,12 +119,13 @@ func TestInvitePage(t *testing.T) {
 		t.Error("the CSRF cookie was replaced")
 	}
 
-	// An existing user sees no password field: the same person accepts an invitation to
-	// another account first.
+	// An existing user is asked to sign in (their current password), not to create one: the
+	// same person accepts an invitation to another account first.
 	other := newHarness(t)
 	decodeJSON[acceptView](t, other.accept(other.token(other.pending(strings.ToUpper(email)))), 200)
-	if page := b.get("/invite?token=" + token).Body.String(); strings.Contains(page, `name="password"`) || !strings.Contains(page, `data-view="invite"`) {
-		t.Error("password field for an existing user")
+	if page := b.get("/invite?token=" + token).Body.String(); !strings.Contains(page, `id="sign-in"`) ||
+		!strings.Contains(page, `autocomplete="current-password"`) || strings.Contains(page, `name="password_confirm"`) || !strings.Contains(page, `data-view="invite"`) {
+		t.Error("an existing user's page does not ask them to sign in with their password")
 	}
 
 	expectView(t, b.get("/invite?token=forged"), 404, pages.ViewInvalid, "does not work")

@@ -97,7 +97,9 @@ func newServer(d Deps) *Server {
 	clock := func() time.Time { return s.now() } // the server's clock, as tests set it
 	s.invitee = &invitee.Service{
 		Store: d.Store, Signer: d.Signer, Hasher: d.Hasher, Workflows: s.workflows,
-		LinkLimit: ratelimit.New(d.Config.RateInviteeToken), Now: clock,
+		LinkLimit:  ratelimit.New(d.Config.RateInviteeToken),
+		SignInUser: ratelimit.New(d.Config.RateSignInUser), SignInClient: ratelimit.New(d.Config.RateSignInIP),
+		Now: clock,
 	}
 	s.pages = pages.New(pages.Deps{Config: d.Config, Invitee: s.invitee, Logger: d.Logger, Now: clock})
 	s.engine = s.routes(d.Registry)
@@ -152,7 +154,8 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	page.POST("/decline", s.pages.Decline)
 	page.POST("/request-renewal", s.pages.RequestRenewal)
 
-	v1 := r.Group("/v1")
+	// Every /v1 answer is about one account, invitation or person: no cache keeps it.
+	v1 := r.Group("/v1", func(c *gin.Context) { c.Header("Cache-Control", "no-store") })
 	// Invitee routes: the invite token in the request authorises them.
 	inv := v1.Group("/invitations", s.limitInviteeAddress(problem.Write))
 	inv.GET("/preview", handle(s.previewInvitation))

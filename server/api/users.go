@@ -27,7 +27,7 @@ type accountUsersView struct {
 
 // listUsers lists the account's members and the people invited to it.
 func (s *Server) listUsers(c *gin.Context) error {
-	users, err := s.store.ListAccountUsers(c.Request.Context(), account(c).ID)
+	users, err := s.store.ListAccountUsers(c.Request.Context(), account(c).ID, fullReach(c))
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ type Store interface {
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
 	UserExistsWithEmail(ctx context.Context, email string) (bool, error)
 	LastEventAt(ctx context.Context, id uuid.UUID, typ string) (time.Time, error)
+	UserPasswordHash(ctx context.Context, userID *uuid.UUID, email string) (uuid.UUID, string, error)
 }
 
 // Service runs the invitee operations.
@@ -39,6 +40,9 @@ type Service struct {
 	// from many addresses. Only links that verify get a bucket, so forged tokens cannot fill the
 	// table. Nil allows everything.
 	LinkLimit *ratelimit.Set
+	// SignInUser and SignInClient limit failed sign-ins (RATE_LIMIT_SIGN_IN_USER, _IP): per
+	// existing user and per client address. Nil allows everything.
+	SignInUser, SignInClient *ratelimit.Set
 	// Now is the clock.
 	Now func() time.Time
 }
@@ -145,6 +149,14 @@ func EffectiveStatus(inv store.Invitation, now time.Time) contract.Status {
 	return inv.Status
 }
 
+// RequiresSignIn reports whether the invitee is an existing user, who accepts by proving it:
+// their current password. (Users are global: without it, one account could take over the
+// access a person has at another.)
+func (s *Service) RequiresSignIn(ctx context.Context, inv store.Invitation) (bool, error) {
+	requires, err := s.RequiresPassword(ctx, inv)
+	return !requires && err == nil, err
+}
+
 // RequiresPassword reports whether accepting creates a new user, who needs a password.
 func (s *Service) RequiresPassword(ctx context.Context, inv store.Invitation) (bool, error) {
 	if inv.UserID != nil {
@@ -157,7 +169,7 @@ func (s *Service) RequiresPassword(ctx context.Context, inv store.Invitation) (b
 // Accept checks the link, the terms and the password, hashes the password (the plaintext
 // goes no further than this function) and has the workflow provision the user. It answers the
 // user's id when it is known.
-func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms bool) (*uuid.UUID, error) {
+func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms bool, client string) (*uuid.UUID, error) {
 	unusable := link.Usable(s.Now())
 	if unusable != nil && !link.answered(contract.StatusAccepted) {
 		return nil, unusable
@@ -166,6 +178,15 @@ func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms 
 		p := problem.New(contract.CodeTermsNotAccepted, "Accept the Terms of Service to join.")
 		p.Errors = []problem.FieldError{{Field: "accept_terms", Message: "must be true"}}
 		return nil, p
+	}
+	requires, err := s.RequiresPassword(ctx, link.Invitation)
+	if err != nil {
+		return nil, err
+	}
+	if !requires {
+		if err := s.signIn(ctx, link.Invitation, pw, client); err != nil {
+			return nil, err
+		}
 	}
 	if unusable != nil {
 		// Accepted through this link already: a retry whose first answer was lost. The update
@@ -180,10 +201,6 @@ func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms 
 			return nil, err
 		}
 		return &res.UserID, nil
-	}
-	requires, err := s.RequiresPassword(ctx, link.Invitation)
-	if err != nil {
-		return nil, err
 	}
 	var hash string
 	if requires {
@@ -215,6 +232,46 @@ func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms 
 	}
 	return nil, nil
 }
+
+// signIn checks an existing user's password before their accept: constant-time argon2id
+// verification, refused with credentials_invalid, and failures limited per user and per client
+// (rate_limited with Retry-After; a correct password spends nothing).
+func (s *Service) signIn(ctx context.Context, inv store.Invitation, pw, client string) error {
+	userID, hash, err := s.Store.UserPasswordHash(ctx, inv.UserID, inv.Email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	now := s.Now()
+	userKey := "user:" + userID.String()
+	for _, l := range []struct {
+		set       *ratelimit.Set
+		key, what string
+	}{{s.SignInUser, userKey, "for this account's sign-in"}, {s.SignInClient, "client:" + client, "from this address"}} {
+		if wait := l.set.Blocked(l.key, now); wait > 0 {
+			return ratelimit.Refusal(wait, l.what)
+		}
+	}
+	if hash == "" {
+		hash = noPassword // a user without a password (or none found) costs the same time
+	}
+	ok, err := s.Hasher.Verify(ctx, hash, pw)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if err != nil || !ok || hash == noPassword {
+		s.SignInUser.Take(userKey, now)
+		s.SignInClient.Take("client:"+client, now)
+		p := problem.New(contract.CodeCredentialsInvalid,
+			"You already have an account: sign in with its password to accept. If you forgot it, reset it first.")
+		p.Errors = []problem.FieldError{{Field: "password", Message: "is not the password of your existing account"}}
+		return p
+	}
+	return nil
+}
+
+// noPassword is a valid argon2id hash of no password anyone can type, verified in place of a
+// missing one so that the answer's timing tells nothing.
+const noPassword = "$argon2id$v=19$m=19456,t=2,p=1$bm8tcGFzc3dvcmQtc2FsdA$yJ2mC7oWbx3Yv2ehYbZQ0cI3xwPQZlX3kqg6m1F6Zx8"
 
 // Decline has the workflow close the invitation and release its seat.
 func (s *Service) Decline(ctx context.Context, link Link) error {

@@ -122,7 +122,7 @@ type pageData struct {
 	Token            string
 	CSRF             string
 	Inv              *pageInvitation
-	RequiresPassword bool
+	RequiresPassword bool // a new user, who creates a password; otherwise an existing user signs in
 	// Actions the page offers.
 	RenewalForm bool
 	SignInURL   string

@@ -32,13 +32,15 @@ func (h *Handlers) Accept(c *gin.Context) {
 	}
 	terms := form.Get("accept_terms")
 	accepted := terms == "true" || terms == "on" || terms == "1"
-	if _, err := h.invitee.Accept(ctx, link, pw, accepted); err != nil {
+	if _, err := h.invitee.Accept(ctx, link, pw, accepted, c.ClientIP()); err != nil {
 		var p *problem.Problem
 		switch {
 		case errors.As(err, &p) && p.Code == contract.CodeTermsNotAccepted:
 			h.renderFormAgain(c, token, link, p.Status, "accept_terms", "Tick the box to accept the Terms of Service. You cannot join without accepting them.")
 		case errors.As(err, &p) && p.Code == contract.CodePasswordPolicy:
 			h.renderFormAgain(c, token, link, p.Status, "password", p.Detail)
+		case errors.As(err, &p) && p.Code == contract.CodeCredentialsInvalid:
+			h.renderFormAgain(c, token, link, p.Status, "password", "That is not the password of your account. Type it again, or reset it if you forgot it.")
 		default:
 			h.renderPageProblem(c, token, err)
 		}

@@ -41,6 +41,7 @@ var kinds = map[contract.Code]kind{
 	contract.CodePasswordPolicy:       {http.StatusUnprocessableEntity, "Password too weak"},
 	contract.CodeTermsNotAccepted:     {http.StatusUnprocessableEntity, "Terms not accepted"},
 	contract.CodeRateLimited:          {http.StatusTooManyRequests, "Too many requests"},
+	contract.CodeCredentialsInvalid:   {http.StatusUnprocessableEntity, "Sign-in failed"},
 	contract.CodeDuplicateGroup:       {http.StatusConflict, "A group with this name exists"},
 	contract.CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
 	contract.CodePayloadTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},

@@ -78,6 +78,25 @@ func (l *Set) Take(key string, now time.Time) time.Duration {
 	return 0
 }
 
+// Blocked reports how long until key's bucket has a token again, without spending one: 0 when a
+// Take would pass. For limits that spend only on failure (sign-ins), checked before the attempt.
+func (l *Set) Blocked(key string, now time.Time) time.Duration {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return 0
+	}
+	tokens := b.lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
+}
+
 func (l *Set) sweep(now time.Time) {
 	for k, b := range l.buckets {
 		if now.Sub(b.last) >= l.idle {

@@ -23,6 +23,8 @@ const (
 	CodePasswordPolicy      Code = "password_policy"
 	CodeTermsNotAccepted    Code = "terms_not_accepted"
 	CodeRateLimited         Code = "rate_limited"
+	// CodeCredentialsInvalid: an existing user's password on accept is wrong or missing.
+	CodeCredentialsInvalid Code = "credentials_invalid"
 )
 
 // This service's extensions, documented in openapi.yaml.

@@ -483,8 +483,8 @@ func TestInvitationEvents(t *testing.T) {
 }
 
 // TestExistingUserByEmail: inviting by email a person who is already a user (of another
-// account) needs no password: the preview says so, accept without one provisions that same
-// user, and no second user appears.
+// account) needs no new password: the preview says so, the accept signs in with theirs and
+// provisions that same user, and no second user appears.
 func TestExistingUserByEmail(t *testing.T) {
 	t.Parallel()
 	first, second := newFixture(t, 1), newFixture(t, 1)
@@ -502,7 +502,7 @@ func TestExistingUserByEmail(t *testing.T) {
 		Status string `json:"status"`
 		UserID string `json:"user_id"`
 	}
-	invitee().do(t, "POST", "/v1/invitations/accept", map[string]any{"token": token, "accept_terms": true}).
+	invitee().do(t, "POST", "/v1/invitations/accept", map[string]any{"token": token, "password": "Correct-Horse-42", "accept_terms": true}).
 		expect(t, 200).decode(t, &out)
 	if out.Status != "accepted" || out.UserID != userID {
 		t.Fatalf("accept answered %+v, want the existing user %s", out, userID)

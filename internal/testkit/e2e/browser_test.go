@@ -137,8 +137,9 @@ func TestBrowserNoScript(t *testing.T) {
 	}
 }
 
-// TestBrowserExistingUserAccepts: a person who already has a user is asked for no password; the
-// same user joins a second account.
+// TestBrowserExistingUserAccepts: a person who already has a user is asked to sign in with
+// their password, not to create one; a wrong one is refused on the form; with theirs the same
+// user joins a second account.
 func TestBrowserExistingUserAccepts(t *testing.T) {
 	first, second := newFixture(t, 2), newFixture(t, 2)
 	email := unique("Page.Existing")
@@ -151,11 +152,16 @@ func TestBrowserExistingUserAccepts(t *testing.T) {
 	tb := newTab(t, true)
 
 	tb.expectPage(tb.open(pageURL(t, stack.API.URL, *inv.InviteURL)), 200, "invite", "Join "+second.AccountName, "viewer", "Accept invitation")
-	if eval[int](tb, `document.querySelectorAll('input[type=password]').length`) != 0 {
-		t.Fatal("an existing user is asked for a password")
+	if eval[int](tb, `document.querySelectorAll('input[type=password]').length`) != 1 ||
+		eval[string](tb, `document.getElementById('password').autocomplete`) != "current-password" {
+		t.Fatal("an existing user is not asked for their current password (and only it)")
 	}
 	tb.audit()
 	tb.shoot("07-invite-existing-user")
+	tb.typeInto("#password", "Wrong-Horse-42")
+	tb.do(chromedp.Click(chromedp.CSS("#accept_terms"), chromedp.NodeVisible))
+	tb.expectPage(tb.submit("#accept-button"), 422, "invite", "not the password of your account")
+	tb.typeInto("#password", "Correct-Horse-42")
 	tb.do(chromedp.Click(chromedp.CSS("#accept_terms"), chromedp.NodeVisible))
 	tb.expectPage(tb.submit("#accept-button"), 200, "accepted", "Welcome to "+second.AccountName, "viewer")
 	tb.shoot("08-accepted-existing-user")

@@ -105,7 +105,7 @@ func TestErrorsUnauthorized(t *testing.T) {
 }
 
 // TestErrorsForbidden: a token scoped to account A is refused on every portal route of
-// account B (and cannot create accounts), and works on A.
+// account B (and cannot create accounts or subscriptions), and works on A's other routes.
 func TestErrorsForbidden(t *testing.T) {
 	t.Parallel()
 	a, b := newFixture(t, 5), newFixture(t, 5)
@@ -155,9 +155,15 @@ func TestErrorsForbidden(t *testing.T) {
 	}
 	portal().do(t, "POST", b.path("/groups"), map[string]any{"name": "Intruders"}).expect(t, 201)
 
-	// On A the same token works on every route.
+	// On A the same token works on every route but the subscriptions' creation: the seats an
+	// account has are what the portal sold it.
 	scoped.do(t, "GET", a.path("/subscriptions/"+a.SubscriptionID), nil).expect(t, 200)
-	scoped.do(t, "POST", a.path("/subscriptions"), map[string]any{"application": "X", "name": "Y", "seats": 1, "roles": []string{"r"}}).expect(t, 201)
+	scoped.do(t, "POST", a.path("/subscriptions"), map[string]any{"application": "X", "name": "Y", "seats": 1, "roles": []string{"r"}}).
+		expectProblem(t, 403, "forbidden")
+	var subs int
+	if err := stack.Store.Pool.QueryRow(context.Background(), `select count(*) from subscriptions where account_id = $1`, accountA).Scan(&subs); err != nil || subs != 1 {
+		t.Fatalf("%d subscriptions on A after the refused create (%v), want its one", subs, err)
+	}
 	scoped.do(t, "POST", a.path("/groups"), map[string]any{"name": "Insiders"}).expect(t, 201)
 	invA := a.createInvitation(t, scoped, unique("Ay"))
 	scoped.do(t, "GET", a.path("/invitations"), nil).expect(t, 200)

@@ -125,7 +125,8 @@ func TestLifecycleNewUser(t *testing.T) {
 }
 
 // TestLifecycleExistingUser invites a user who already exists (provisioned through another
-// account): no password is asked, and the same user joins the second account.
+// account): no new password is asked, the user signs in with their own instead, and the same
+// user joins the second account.
 func TestLifecycleExistingUser(t *testing.T) {
 	first, second := newFixture(t, 2), newFixture(t, 2)
 	email := unique("Sam.Existing")
@@ -141,15 +142,18 @@ func TestLifecycleExistingUser(t *testing.T) {
 	token := tokenOf(t, *inv.InviteURL)
 	var preview struct {
 		RequiresPassword bool `json:"requires_password"`
+		RequiresSignIn   bool `json:"requires_sign_in"`
 	}
 	invitee().do(t, "GET", "/v1/invitations/preview?token="+token, nil).expect(t, 200).decode(t, &preview)
-	if preview.RequiresPassword {
-		t.Fatal("an existing user is asked for a password")
+	if preview.RequiresPassword || !preview.RequiresSignIn {
+		t.Fatalf("preview of an existing user's invitation %+v: want a sign-in, no new password", preview)
 	}
+	invitee().do(t, "POST", "/v1/invitations/accept", map[string]any{"token": token, "accept_terms": true}).
+		expectProblem(t, 422, "credentials_invalid")
 	var accepted struct {
 		UserID string `json:"user_id"`
 	}
-	invitee().do(t, "POST", "/v1/invitations/accept", map[string]any{"token": token, "accept_terms": true}).
+	invitee().do(t, "POST", "/v1/invitations/accept", map[string]any{"token": token, "password": "Correct-Horse-42", "accept_terms": true}).
 		expect(t, 200).decode(t, &accepted)
 	if accepted.UserID != userID {
 		t.Fatalf("accepted as %s, want the existing user %s", accepted.UserID, userID)

@@ -372,7 +372,7 @@ func TestDuplicateUnderPoolPressure(t *testing.T) {
 func TestRaceAcceptDeclineRevoke(t *testing.T) {
 	t.Parallel()
 	const n = 6
-	// Existing users, so accept does not hash a password and races on equal terms.
+	// Existing users, so accept hashes no new password (it verifies theirs) and races on equal terms.
 	home, f := newFixture(t, n), newFixture(t, n)
 	invs := make([]invitation, n)
 	for i := range invs {
@@ -389,7 +389,7 @@ func TestRaceAcceptDeclineRevoke(t *testing.T) {
 		inv, token := invs[i/3], tokens[i/3]
 		switch i % 3 {
 		case 0:
-			return invitee().call("POST", "/v1/invitations/accept", map[string]any{"token": token, "accept_terms": true})
+			return invitee().call("POST", "/v1/invitations/accept", map[string]any{"token": token, "password": "Correct-Horse-42", "accept_terms": true})
 		case 1:
 			return invitee().call("POST", "/v1/invitations/decline", map[string]any{"token": token})
 		default:

@@ -163,6 +163,9 @@
       confirm.addEventListener('input', function () { checkMatch(false); });
       confirm.addEventListener('blur', function () { checkMatch(true); });
       updatePolicy();
+    } else if (password) { // an existing user signs in: their current password, no policy
+      addReveal(password);
+      password.addEventListener('input', function () { setError(password, ''); });
     }
 
     form.addEventListener('submit', function (event) {
@@ -175,6 +178,9 @@
         } else if (!checkMatch(true)) {
           first = confirm;
         }
+      } else if (password && password.value === '') {
+        setError(password, 'Enter the password of your account.');
+        first = password;
       }
       if (!terms.checked) {
         setError(terms, termsMessage);
