@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"html"
 	htmltemplate "html/template"
 	"log/slog"
 	"strings"
@@ -137,9 +138,12 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		if in.Kind == contract.KindInvite {
 			inviteSeq = in.Seq
 		}
+		// Stored with the invite link replaced by a placeholder: a link is a key to an account,
+		// and the table is read by more people and kept longer than an email in flight.
+		link := secretLink(a.linkOf(inv, in), in.Kind)
 		if stored, err = a.Store.BeginEmail(ctx, store.Email{
 			IdempotencyKey: key, InvitationID: inv.ID, Kind: in.Kind, Recipient: msg.To,
-			Subject: msg.Subject, HTML: msg.HTML, Text: msg.Text,
+			Subject: msg.Subject, HTML: withoutLink(msg.HTML, link, true), Text: withoutLink(msg.Text, link, false),
 		}, inviteSeq); err != nil {
 			return SendEmailResult{}, err
 		}
@@ -147,9 +151,11 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 			return SendEmailResult{Status: stored.Status, Error: stored.Error}, nil
 		}
 	}
+	link := a.linkOf(inv, in)
 	msg := Message{
-		From: a.From, To: stored.Recipient, Subject: stored.Subject, HTML: stored.HTML, Text: stored.Text,
-		IdempotencyKey: key, Tags: map[string]string{"kind": string(in.Kind)}, Link: a.linkOf(inv, in),
+		From: a.From, To: stored.Recipient, Subject: stored.Subject,
+		HTML: withLink(stored.HTML, secretLink(link, in.Kind), true), Text: withLink(stored.Text, secretLink(link, in.Kind), false),
+		IdempotencyKey: key, Tags: map[string]string{"kind": string(in.Kind)}, Link: link,
 	}
 	providerID, err := a.Mailer.Send(ctx, msg)
 	switch {
@@ -248,6 +254,41 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 
 // linkOf is an email's call to action: the invite link, or the portal for the welcome and the
 // inviter's notice.
+// LinkPlaceholder stands in a stored email body where its link goes: the link is put back at
+// send time, from the invitation's id and generation (invite links are never stored).
+const LinkPlaceholder = "{{invite-link}}"
+
+// secretLink is an email's link when it is a key (the invite and reminder carry the invite
+// token), or "" (the welcome and renewal-request emails point to the portal: no secret).
+func secretLink(link string, kind contract.EmailKind) string {
+	if kind == contract.KindInvite || kind == contract.KindReminder {
+		return link
+	}
+	return ""
+}
+
+// withoutLink replaces an email's secret link (escaped for HTML in an HTML part) by
+// LinkPlaceholder; withLink puts it back.
+func withoutLink(body, link string, isHTML bool) string {
+	if link == "" {
+		return body
+	}
+	if isHTML {
+		return strings.ReplaceAll(body, html.EscapeString(link), LinkPlaceholder)
+	}
+	return strings.ReplaceAll(body, link, LinkPlaceholder)
+}
+
+func withLink(body, link string, isHTML bool) string {
+	if link == "" {
+		return body
+	}
+	if isHTML {
+		link = html.EscapeString(link)
+	}
+	return strings.ReplaceAll(body, LinkPlaceholder, link)
+}
+
 func (a *Activities) linkOf(inv store.Invitation, in SendEmailInput) string {
 	if in.Kind == contract.KindWelcome || in.Kind == contract.KindRenewalRequest {
 		return a.PortalURL
