@@ -56,8 +56,11 @@ type Config struct {
 
 	BootstrapAPIToken string
 	WorkerMetricsAddr string
-	LogFormat         string
-	LogLevel          string
+	// MetricsAddr, when set, is where the API serves /metrics instead of on HTTP_ADDR
+	// (METRICS_ADDR), so the public listener does not expose them.
+	MetricsAddr string
+	LogFormat   string
+	LogLevel    string
 
 	// Security settings (security.go): rotation, payload encryption, the codec endpoint, rate limits.
 	Security
@@ -125,6 +128,7 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		ResendMinInterval: dur("RESEND_MIN_INTERVAL", "60s", true),
 		BootstrapAPIToken: str("BOOTSTRAP_API_TOKEN", ""),
 		WorkerMetricsAddr: str("WORKER_METRICS_ADDR", "127.0.0.1:9091"),
+		MetricsAddr:       str("METRICS_ADDR", ""),
 		LogLevel:          str("LOG_LEVEL", "info"),
 		Maintenance: Maintenance{
 			Interval:           dur("MAINTENANCE_INTERVAL", "15m", false),

@@ -41,6 +41,9 @@ type Security struct {
 	// Only failures spend; a correct password is never refused while the bucket has a token.
 	RateSignInUser RateLimit
 	RateSignInIP   RateLimit
+	// RateUnauthorizedIP limits requests answered 401 (no or an unknown API token), per client
+	// (RATE_LIMIT_UNAUTHORIZED_IP): a client guessing tokens is refused with 429 for a while.
+	RateUnauthorizedIP RateLimit
 	// TrustedProxies may set X-Forwarded-For (TRUSTED_PROXIES: addresses or CIDRs); none by
 	// default, so the client address is the connection's peer.
 	TrustedProxies []string
@@ -155,6 +158,7 @@ func (c *Config) loadSecurity(getenv func(string) string) []error {
 	c.RateInvitationCreate = rate("RATE_LIMIT_INVITATIONS_ACCOUNT", "120/1m")
 	c.RateSignInUser = rate("RATE_LIMIT_SIGN_IN_USER", "5/15m")
 	c.RateSignInIP = rate("RATE_LIMIT_SIGN_IN_IP", "20/15m")
+	c.RateUnauthorizedIP = rate("RATE_LIMIT_UNAUTHORIZED_IP", "30/1m")
 
 	for _, p := range splitList(getenv("TRUSTED_PROXIES")) {
 		if net.ParseIP(p) == nil {
@@ -214,6 +218,11 @@ func (c *Config) loadPayloadKeys(str func(name, def string) string) []error {
 		}
 		seen[id] = true
 		c.PayloadKeysPrevious = append(c.PayloadKeysPrevious, codec.Key{ID: id, Secret: secret})
+	}
+	// Histories hold names, addresses and password hashes: production encrypts them unless it
+	// says, in so many words, that it will not.
+	if c.Production() && c.PayloadKey == nil && len(errs) == 0 && !strings.EqualFold(str("PAYLOAD_ENCRYPTION_OPT_OUT", ""), "true") {
+		errs = append(errs, errors.New("PAYLOAD_ENCRYPTION_KEY: required when APP_ENV=production (openssl rand -base64 32), unless PAYLOAD_ENCRYPTION_OPT_OUT=true says payloads go to Temporal in clear"))
 	}
 	if c.PayloadKey == nil && len(c.PayloadKeysPrevious) > 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("PAYLOAD_ENCRYPTION_KEYS_PREVIOUS: set without PAYLOAD_ENCRYPTION_KEY (keep the newest key as the current one)"))

@@ -30,7 +30,7 @@ func TestProductionRefusesDevTokenSecrets(t *testing.T) {
 	if _, err := LoadFrom(env(map[string]string{"APP_ENV": "production", "TOKEN_SECRET": strings.Repeat("ab", 15)})); err == nil {
 		t.Error("production took a 30-byte TOKEN_SECRET")
 	}
-	if _, err := LoadFrom(env(map[string]string{"APP_ENV": "production", "TOKEN_SECRET": goodSecret})); err != nil {
+	if _, err := LoadFrom(env(map[string]string{"APP_ENV": "production", "TOKEN_SECRET": goodSecret, "PAYLOAD_ENCRYPTION_OPT_OUT": "true"})); err != nil {
 		t.Errorf("production with a good secret: %v", err)
 	}
 }
@@ -142,8 +142,28 @@ func TestProductionRefusesWeakBootstrapToken(t *testing.T) {
 		}
 	}
 	for _, tok := range []string{"", "3f5a9c1e7b2d4f6081a3c5e7092b4d6f"} { // none, or $(openssl rand -hex 16)
-		if _, err := LoadFrom(env(map[string]string{"APP_ENV": "production", "TOKEN_SECRET": goodSecret, "BOOTSTRAP_API_TOKEN": tok})); err != nil {
+		if _, err := LoadFrom(env(map[string]string{"APP_ENV": "production", "TOKEN_SECRET": goodSecret, "BOOTSTRAP_API_TOKEN": tok, "PAYLOAD_ENCRYPTION_OPT_OUT": "true"})); err != nil {
 			t.Errorf("production with BOOTSTRAP_API_TOKEN %q: %v", tok, err)
 		}
+	}
+}
+
+// Production needs a payload key, or the explicit opt-out; development needs neither.
+func TestProductionRequiresPayloadEncryption(t *testing.T) {
+	prod := map[string]string{"APP_ENV": "production", "TOKEN_SECRET": goodSecret}
+	if _, err := LoadFrom(env(prod)); err == nil || !strings.Contains(err.Error(), "PAYLOAD_ENCRYPTION_KEY") {
+		t.Errorf("production without a payload key: err = %v", err)
+	}
+	prod["PAYLOAD_ENCRYPTION_OPT_OUT"] = "true"
+	if c, err := LoadFrom(env(prod)); err != nil || c.PayloadKey != nil {
+		t.Errorf("production with the opt-out: %v", err)
+	}
+	delete(prod, "PAYLOAD_ENCRYPTION_OPT_OUT")
+	prod["PAYLOAD_ENCRYPTION_KEY"] = "q7r1w9Zb0s1Xy2cD3eF4gH5iJ6kL7mN8oP9qR0sT1uU="
+	if c, err := LoadFrom(env(prod)); err != nil || c.PayloadKey == nil {
+		t.Errorf("production with a payload key: %v", err)
+	}
+	if _, err := LoadFrom(env(map[string]string{})); err != nil {
+		t.Errorf("development without a payload key: %v", err)
 	}
 }

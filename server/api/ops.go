@@ -146,6 +146,10 @@ func (m *httpMetrics) problem(route, code string) {
 }
 
 func metricsHandler(reg *prometheus.Registry) gin.HandlerFunc {
-	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
-	return gin.WrapH(h)
+	return gin.WrapH(MetricsHandler(reg))
+}
+
+// MetricsHandler serves reg's metrics: on METRICS_ADDR when it is set, off the public listener.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }

@@ -21,14 +21,18 @@ import (
 //   - invitation creation, per account (RATE_LIMIT_INVITATIONS_ACCOUNT), on its route after
 //     loadAccount, so only a token allowed on the account can use up its budget.
 
+//   - answers 401, per client address (RATE_LIMIT_UNAUTHORIZED_IP): only failures spend, so a
+//     client with a good token is never slowed; one guessing tokens is.
+
 type rateLimits struct {
-	inviteeIP, invitationCreate *ratelimit.Set
+	inviteeIP, invitationCreate, unauthorizedIP *ratelimit.Set
 }
 
 func newRateLimits(cfg config.Config) rateLimits {
 	return rateLimits{
 		inviteeIP:        ratelimit.New(cfg.RateInviteeIP),
 		invitationCreate: ratelimit.New(cfg.RateInvitationCreate),
+		unauthorizedIP:   ratelimit.New(cfg.RateUnauthorizedIP),
 	}
 }
 

@@ -242,3 +242,33 @@ func rl(n int) config.RateLimit {
 	}
 	return config.RateLimit{Count: n, Per: time.Minute}
 }
+
+// Requests answered 401 are limited per client address: after the budget, 429 with Retry-After,
+// even with a good token, until it refills; another address and good requests spend nothing.
+func TestUnauthorizedRequestsAreThrottled(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	now := h.limited(config.RateLimit{}, config.RateLimit{}, config.RateLimit{})
+	h.srv.limits.unauthorizedIP = ratelimit.New(config.RateLimit{Count: 3, Per: time.Minute})
+	path := h.accountPath("/users")
+	good := "Bearer " + portalToken
+	for range 5 { // a good token spends nothing
+		if w := h.from("192.0.2.9:1", "GET", path, "", "Authorization", good); w.Code != 200 {
+			t.Fatalf("good token: %d", w.Code)
+		}
+	}
+	for i, auth := range []string{"", "Bearer wrong-token-1", "Bearer wrong-token-2"} {
+		if w := h.from("192.0.2.9:1", "GET", path, "", "Authorization", auth); w.Code != 401 {
+			t.Fatalf("failure %d: %d, want 401", i+1, w.Code)
+		}
+	}
+	expectRateLimited(t, h.from("192.0.2.9:1", "GET", path, "", "Authorization", "Bearer wrong-token-3"), 20)
+	expectRateLimited(t, h.from("192.0.2.9:1", "GET", path, "", "Authorization", good), 20)
+	if w := h.from("198.51.100.7:1", "GET", path, "", "Authorization", good); w.Code != 200 {
+		t.Fatalf("another address: %d", w.Code)
+	}
+	*now = now.Add(20 * time.Second)
+	if w := h.from("192.0.2.9:1", "GET", path, "", "Authorization", good); w.Code != 200 {
+		t.Fatalf("after the refill: %d", w.Code)
+	}
+}

@@ -136,7 +136,9 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
-	r.GET("/metrics", metricsHandler(reg))
+	if s.cfg.MetricsAddr == "" { // else served on METRICS_ADDR only (cmd/onboarding-api)
+		r.GET("/metrics", metricsHandler(reg))
+	}
 	r.GET("/openapi.yaml", serveOpenAPI)
 	if s.codec != nil { // Temporal's remote codec, when payloads are encrypted
 		g := r.Group("/codec", s.codec.CORS)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -336,5 +337,23 @@ func TestEncodedSlashStaysInItsSegment(t *testing.T) {
 	i := strings.IndexAny(id, "abcdef")
 	if w := h.api("GET", h.accountPath("/invitations/"+id[:i]+fmt.Sprintf("%%%02x", id[i])+id[i+1:]), ""); w.Code != 200 {
 		t.Fatalf("percent-encoded id character: %d", w.Code)
+	}
+}
+
+// With METRICS_ADDR set, the API's own listener serves no /metrics: the command serves them
+// there instead.
+func TestMetricsOffThePublicListener(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	srv := h.serverWith(func(d *Deps) { d.Config.MetricsAddr = "127.0.0.1:0" })
+	if w := serve(srv, "GET", "/metrics", ""); w.Code != 404 {
+		t.Fatalf("GET /metrics on the public listener = %d, want 404", w.Code)
+	}
+	w := httptest.NewRecorder()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "probe_total", Help: "probe"}))
+	MetricsHandler(reg).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "probe_total 0") {
+		t.Fatalf("MetricsHandler = %d %s", w.Code, w.Body)
 	}
 }

@@ -31,6 +31,9 @@ func TestHappyPathHistoryIsLean(t *testing.T) {
 	})
 	accept(t, tokenOf(t, *inv.InviteURL)).expect(t, 200)
 	waitEmail(t, email, "Welcome", 1)
+	eventually(t, 10*time.Second, "the invitation's run to complete", func() bool {
+		return describeRun(t, "invitation:"+inv.ID).GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	})
 
 	events := runHistory(t, "invitation:"+inv.ID)
 	if got := events[len(events)-1].GetEventType(); got != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED {
@@ -61,7 +64,12 @@ func TestHappyPathHistoryIsLean(t *testing.T) {
 		t.Errorf("%d search-attribute upserts, want 2:\n%s", upserts, eventList(events))
 	}
 
-	welcome := runHistory(t, "invitation:"+inv.ID+":email:invitation-"+inv.ID+"-g1-welcome-1")
+	// The email is out before its workflow records it: wait for the workflow to complete.
+	welcomeID := "invitation:" + inv.ID + ":email:invitation-" + inv.ID + "-g1-welcome-1"
+	eventually(t, 10*time.Second, "the welcome email's workflow to complete", func() bool {
+		return describeRun(t, welcomeID).GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	})
+	welcome := runHistory(t, welcomeID)
 	if got := welcome[len(welcome)-1].GetEventType(); got != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED {
 		t.Fatalf("the welcome email's workflow ended with %s", got)
 	}

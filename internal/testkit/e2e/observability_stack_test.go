@@ -99,19 +99,21 @@ func startObsStack(t *testing.T) *obsStack {
 	}
 	o.WorkerMetricsAddr = "127.0.0.1:" + strconv.Itoa(metricsPort)
 	o.Env = map[string]string{
-		"APP_ENV":               "production", // JSON logs, as operators see them
-		"DATABASE_URL":          stack.Cfg.DatabaseURL,
-		"TEMPORAL_ADDRESS":      o.Temporal.Address(),
-		"TEMPORAL_NAMESPACE":    o.Temporal.Namespace(),
-		"TEMPORAL_TASK_QUEUE":   obsTaskQueue,
-		"RESEND_API_KEY":        o.Resend.APIKey,
-		"RESEND_BASE_URL":       o.Resend.URL,
-		"EMAIL_FROM":            "Acme Onboarding <onboarding@acme.test>",
-		"PUBLIC_BASE_URL":       "http://portal.test",
-		"TOKEN_SECRET":          randomHex(32),
-		"EMAIL_RATE_PER_SECOND": "100",
-		"WORKER_METRICS_ADDR":   o.WorkerMetricsAddr,
-		"LOG_LEVEL":             "debug",
+		"APP_ENV": "production", // JSON logs, as operators see them
+		// In clear, so the UI screenshots show the story (production encrypts; docs/security.md).
+		"PAYLOAD_ENCRYPTION_OPT_OUT": "true",
+		"DATABASE_URL":               stack.Cfg.DatabaseURL,
+		"TEMPORAL_ADDRESS":           o.Temporal.Address(),
+		"TEMPORAL_NAMESPACE":         o.Temporal.Namespace(),
+		"TEMPORAL_TASK_QUEUE":        obsTaskQueue,
+		"RESEND_API_KEY":             o.Resend.APIKey,
+		"RESEND_BASE_URL":            o.Resend.URL,
+		"EMAIL_FROM":                 "Acme Onboarding <onboarding@acme.test>",
+		"PUBLIC_BASE_URL":            "http://portal.test",
+		"TOKEN_SECRET":               randomHex(32),
+		"EMAIL_RATE_PER_SECOND":      "100",
+		"WORKER_METRICS_ADDR":        o.WorkerMetricsAddr,
+		"LOG_LEVEL":                  "debug",
 	}
 	o.Cfg, err = config.LoadFrom(func(k string) string { return o.Env[k] })
 	if err != nil {

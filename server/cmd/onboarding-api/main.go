@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -87,6 +88,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer tc.Close()
 
+	reg := prometheus.NewRegistry()
 	handler := api.New(api.Deps{
 		Config:   cfg,
 		Store:    st,
@@ -94,8 +96,24 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Signer:   invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...),
 		Hasher:   password.NewHasher(maxConcurrentHashes),
 		Logger:   logger,
-		Registry: prometheus.NewRegistry(),
+		Registry: reg,
 	})
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", api.MetricsHandler(reg))
+		ms := &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		go func() {
+			if err := ms.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics server stopped", "error", err)
+			}
+		}()
+		defer ms.Close()
+		logger.Info("metrics", "addr", ln.Addr().String())
+	}
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
 		Handler:           handler,
