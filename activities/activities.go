@@ -32,6 +32,7 @@ type Store interface {
 	DiscardInvitation(ctx context.Context, id uuid.UUID) error
 	AbandonCreate(ctx context.Context, id uuid.UUID, runID string) error
 	PruneRetention(ctx context.Context, keys, bodies time.Duration) (store.Pruned, error)
+	RecentInviteEmails(ctx context.Context, recipient string, since time.Time) (int, time.Time, error)
 	OverduePending(ctx context.Context, grace time.Duration, limit int) ([]store.Overdue, error)
 	GetInvitation(ctx context.Context, id uuid.UUID) (store.Invitation, error)
 	GetEmail(ctx context.Context, key string) (store.Email, error)
@@ -58,7 +59,9 @@ type Activities struct {
 	// From is the sender (EMAIL_FROM); PortalURL is where the welcome email points.
 	From      string
 	PortalURL string
-	Logger    *slog.Logger
+	// RecipientDailyCap caps invite and reminder emails per address per 24 h (0: none).
+	RecipientDailyCap int
+	Logger            *slog.Logger
 	// Metrics records business metrics; nil records nothing.
 	Metrics *metrics.Business
 	// Temporal starts the welcome email's workflow on TaskQueue, and tells the reconciler

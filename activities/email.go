@@ -129,6 +129,21 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		// Revoked, declined, accepted or renewed meanwhile: the link in this email is dead.
 		a.Metrics.Email(in.Kind, string(contract.DeliverySkipped))
 		return SendEmailResult{Status: contract.DeliverySkipped}, nil
+	case a.overCap(ctx, inv, in):
+		// One address gets so many invitations a day from all accounts together, and no more:
+		// recorded as failed, so the portal sees why, and never retried.
+		reason := fmt.Sprintf("not sent: %s already got %d invitation emails in 24 hours (EMAIL_RECIPIENT_DAILY_CAP)", contract.MaskEmail(inv.Email), a.RecipientDailyCap)
+		a.Metrics.Email(in.Kind, string(contract.DeliveryFailed))
+		if _, err := a.Store.BeginEmail(ctx, store.Email{
+			IdempotencyKey: key, InvitationID: inv.ID, Kind: in.Kind, Recipient: inv.Email, Subject: "(not sent)",
+		}, 0); err != nil {
+			return SendEmailResult{}, err
+		}
+		if err := a.finishEmail(ctx, key, contract.DeliveryFailed, "", reason); err != nil {
+			return SendEmailResult{}, err
+		}
+		a.logger(ctx, inv).Warn("email not sent: recipient's daily cap reached", "kind", in.Kind, "cap", a.RecipientDailyCap)
+		return SendEmailResult{Status: contract.DeliveryFailed, Error: reason}, nil
 	default:
 		msg, err := a.render(inv, in)
 		if err != nil {
@@ -254,6 +269,16 @@ func (a *Activities) render(inv store.Invitation, in SendEmailInput) (Message, e
 
 // linkOf is an email's call to action: the invite link, or the portal for the welcome and the
 // inviter's notice.
+// overCap reports whether an invite or reminder would pass the recipient's daily cap. A failed
+// count errs on sending (the rate-limited queue still bounds the flow).
+func (a *Activities) overCap(ctx context.Context, inv store.Invitation, in SendEmailInput) bool {
+	if a.RecipientDailyCap <= 0 || (in.Kind != contract.KindInvite && in.Kind != contract.KindReminder) {
+		return false
+	}
+	n, _, err := a.Store.RecentInviteEmails(ctx, inv.Email, time.Now().Add(-24*time.Hour))
+	return err == nil && n >= a.RecipientDailyCap
+}
+
 // LinkPlaceholder stands in a stored email body where its link goes: the link is put back at
 // send time, from the invitation's id and generation (invite links are never stored).
 const LinkPlaceholder = "{{invite-link}}"

@@ -250,7 +250,9 @@ func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*ac
 		Links:     invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...), Template: cfg.AcceptURLTemplate},
 		From:      cfg.EmailFrom,
 		PortalURL: cfg.PublicBaseURL,
-		Logger:    logger,
+		// The cap is counted in Postgres, so every worker enforces the one cap.
+		RecipientDailyCap: cfg.EmailRecipientDailyCap,
+		Logger:            logger,
 	}, nil
 }
 

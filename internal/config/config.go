@@ -41,6 +41,10 @@ type Config struct {
 	TermsURL string
 	// EmailRatePerSecond caps sends across all workers (Resend allows 2/s per team by default).
 	EmailRatePerSecond float64
+	// EmailRecipientDailyCap caps the invite and reminder emails one address gets in 24 hours,
+	// from every account together (EMAIL_RECIPIENT_DAILY_CAP, 10; 0 = no cap): inviting is not
+	// a way to flood someone's mailbox.
+	EmailRecipientDailyCap int
 
 	InvitationTTL       time.Duration
 	ReminderBefore      time.Duration
@@ -167,6 +171,11 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("EMAIL_RATE_PER_SECOND: %q must be a positive number", rate))
 	} else {
 		c.EmailRatePerSecond = f
+	}
+	if n, err := strconv.Atoi(str("EMAIL_RECIPIENT_DAILY_CAP", "10")); err != nil || n < 0 {
+		errs = append(errs, fmt.Errorf("EMAIL_RECIPIENT_DAILY_CAP: %q must be a whole number, 0 for no cap", str("EMAIL_RECIPIENT_DAILY_CAP", "10")))
+	} else {
+		c.EmailRecipientDailyCap = n
 	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))

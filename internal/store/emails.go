@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
@@ -90,4 +91,18 @@ func (s *Store) FinishEmail(ctx context.Context, key string, status contract.Del
 		return ErrNotFound
 	}
 	return err
+}
+
+// RecentInviteEmails counts the invite and reminder emails to an address, from every account,
+// begun since (and not refused), with when the oldest of them was.
+func (s *Store) RecentInviteEmails(ctx context.Context, recipient string, since time.Time) (int, time.Time, error) {
+	var n int
+	var oldest *time.Time
+	err := s.Pool.QueryRow(ctx, `select count(*), min(created_at) from emails
+		where lower(recipient) = lower($1) and kind in ('invite', 'reminder') and status <> 'failed' and created_at > $2`,
+		recipient, since).Scan(&n, &oldest)
+	if err != nil || oldest == nil {
+		return n, time.Time{}, err
+	}
+	return n, *oldest, nil
 }

@@ -45,6 +45,11 @@ func (s *Server) invitationAction(kind invitationActionKind) func(*gin.Context) 
 		if err != nil {
 			return err
 		}
+		if kind == actionResend {
+			if err := s.checkRecipientCap(c, inv); err != nil {
+				return err
+			}
+		}
 		updateID := actionUpdateID(kind, inv, key)
 		var arg any
 		if kind == actionRevoke {
@@ -71,6 +76,24 @@ func (s *Server) invitationAction(kind invitationActionKind) func(*gin.Context) 
 		}
 		return s.answerRow(c, inv.ID, st)
 	}
+}
+
+// checkRecipientCap refuses a resend to an address that already got EMAIL_RECIPIENT_DAILY_CAP
+// invite and reminder emails in 24 hours, from every account together (429 until the oldest of
+// them is a day old). The worker enforces the same cap on every email; this answers at once.
+func (s *Server) checkRecipientCap(c *gin.Context, inv store.Invitation) error {
+	limit := s.cfg.EmailRecipientDailyCap
+	if limit <= 0 {
+		return nil
+	}
+	now := s.now()
+	n, oldest, err := s.store.RecentInviteEmails(c.Request.Context(), inv.Email, now.Add(-24*time.Hour))
+	if err != nil || n < limit {
+		return err
+	}
+	p := problem.New(contract.CodeRateLimited, "This address got %d invitation emails in the last 24 hours, the most it may get; try again later.", n)
+	p.RetryAfter = max(oldest.Add(24*time.Hour).Sub(now), time.Second)
+	return p
 }
 
 // rowProblem answers an action that the invitation's status, read again, does not allow.

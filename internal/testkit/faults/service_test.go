@@ -116,6 +116,8 @@ func newService(t *testing.T, name string, settings map[string]string) *service 
 		"RATE_LIMIT_INVITEE_TOKEN":       "0",
 		"RATE_LIMIT_INVITATIONS_ACCOUNT": "0",
 		"RATE_LIMIT_UNAUTHORIZED_IP":     "0",
+		// Nor is the recipient's daily cap: some tests resend one invitation hundreds of times.
+		"EMAIL_RECIPIENT_DAILY_CAP": "0",
 	}
 	maps.Copy(s.env, settings)
 	t.Cleanup(func() { s.stopAll(t) })
