@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/onboarding-service/onboarding/internal/testkit/apitest"
 )
 
@@ -302,4 +304,15 @@ func waitEmail(t *testing.T, addr, substr string, n int) string {
 		return false
 	})
 	return text
+}
+
+// scopedClient calls the API with a new token scoped to f's account.
+func scopedClient(t *testing.T, f fixture) apiClient {
+	t.Helper()
+	account := uuid.MustParse(f.AccountID)
+	token := "scoped-" + randomHex(16)
+	if err := stack.Store.EnsureAPIToken(context.Background(), "account-"+randomHex(3), token, &account); err != nil {
+		t.Fatal(err)
+	}
+	return apiClient{base: stack.API.URL, token: token}
 }

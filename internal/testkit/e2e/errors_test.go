@@ -110,11 +110,7 @@ func TestErrorsForbidden(t *testing.T) {
 	t.Parallel()
 	a, b := newFixture(t, 5), newFixture(t, 5)
 	accountA := uuid.MustParse(a.AccountID)
-	token := "scoped-" + randomHex(16)
-	if err := stack.Store.EnsureAPIToken(context.Background(), "account-a-"+randomHex(3), token, &accountA); err != nil {
-		t.Fatal(err)
-	}
-	scoped := apiClient{base: stack.API.URL, token: token}
+	scoped := scopedClient(t, a)
 	invB := b.createInvitation(t, portal(), unique("Bee"))
 
 	for _, rt := range []struct {

@@ -99,12 +99,7 @@ func TestExistingUserSignsInToAccept(t *testing.T) {
 func TestScopedTokenSeesOnlyItsPeople(t *testing.T) {
 	t.Parallel()
 	a, b := newFixture(t, 3), newFixture(t, 3)
-	accountA := uuid.MustParse(a.AccountID)
-	token := "scoped-" + randomHex(16)
-	if err := stack.Store.EnsureAPIToken(context.Background(), "account-a-"+randomHex(3), token, &accountA); err != nil {
-		t.Fatal(err)
-	}
-	scoped := apiClient{base: stack.API.URL, token: token}
+	scoped := scopedClient(t, a)
 
 	// A user of B only.
 	email := unique("Bob.Of.B")
