@@ -56,6 +56,9 @@ type Activities struct {
 	Store  Store
 	Mailer Mailer
 	Links  Links
+	// Resets and ResetLinks serve the password reset (reset.go).
+	Resets     ResetStore
+	ResetLinks ResetLinks
 	// From is the sender (EMAIL_FROM); PortalURL is where the welcome email points.
 	From      string
 	PortalURL string

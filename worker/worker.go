@@ -215,6 +215,7 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities, opts .
 	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.Email, workflow.RegisterOptions{Name: contract.EmailWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: contract.MaintenanceWorkflowName})
+	main.RegisterWorkflowWithOptions(workflows.PasswordReset, workflow.RegisterOptions{Name: contract.PasswordResetWorkflowName})
 	// The accept hands the welcome email to its own workflow, started through this client.
 	acts.Temporal, acts.TaskQueue = c, cfg.TemporalTaskQueue
 	main.RegisterActivity(acts)
@@ -244,12 +245,15 @@ func NewActivities(cfg config.Config, st *store.Store, logger *slog.Logger) (*ac
 		}
 		mailer = m
 	}
+	signer := invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...)
 	return &activities.Activities{
-		Store:     st,
-		Mailer:    mailer,
-		Links:     invitetoken.Links{Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...), Template: cfg.AcceptURLTemplate},
-		From:      cfg.EmailFrom,
-		PortalURL: cfg.PublicBaseURL,
+		Store:      st,
+		Mailer:     mailer,
+		Links:      invitetoken.Links{Signer: signer, Template: cfg.AcceptURLTemplate},
+		Resets:     st,
+		ResetLinks: invitetoken.ResetLinks{Signer: signer.PasswordReset(), Template: cfg.PasswordResetURLTemplate},
+		From:       cfg.EmailFrom,
+		PortalURL:  cfg.PublicBaseURL,
 		// The cap is counted in Postgres, so every worker enforces the one cap.
 		RecipientDailyCap: cfg.EmailRecipientDailyCap,
 		Logger:            logger,

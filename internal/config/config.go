@@ -68,6 +68,8 @@ type Config struct {
 
 	// Security settings (security.go): rotation, payload encryption, the codec endpoint, rate limits.
 	Security
+	// PasswordReset settings (reset.go).
+	PasswordReset
 }
 
 // Maintenance configures the durable schedule (a Temporal Schedule, run by the worker) that
@@ -200,5 +202,6 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		c.EmailHashKey = emailhash.DeriveKey(c.TokenSecret)
 	}
 	errs = append(errs, c.loadSecurity(getenv)...)
+	errs = append(errs, c.loadPasswordReset(str, dur)...)
 	return c, errors.Join(errs...)
 }

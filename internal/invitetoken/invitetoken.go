@@ -1,6 +1,8 @@
 // Package invitetoken signs and verifies invite links. A token is the invitation id and its
 // generation, signed with HMAC-SHA256 under TOKEN_SECRET: a link can be recomputed for "copy
 // link" without being stored, a resend keeps it, and a renewal (a new generation) supersedes it.
+// Password-reset links are signed the same way in a key domain of their own (a user id and the
+// generation of their reset link), so neither kind of token is ever taken for the other.
 package invitetoken
 
 import (
@@ -29,12 +31,24 @@ var ErrInvalid = errors.New("invalid invite token")
 type Signer struct {
 	current  []byte
 	previous [][]byte
+	// domain separates the kinds of token signed with one secret: an invite token never
+	// verifies as a password-reset token, nor the other way round.
+	domain string
 }
 
-// NewSigner returns a Signer. previous secrets only verify, so links issued before a key
-// rotation keep working until they are removed.
+// NewSigner returns the invite tokens' Signer. previous secrets only verify, so links issued
+// before a key rotation keep working until they are removed.
 func NewSigner(current []byte, previous ...[]byte) *Signer {
-	return &Signer{current: current, previous: previous}
+	return &Signer{current: current, previous: previous, domain: "invite-token\x00"}
+}
+
+// PasswordReset returns the Signer of password-reset tokens under the same secrets, in a key
+// domain of their own. A reset token names a user and the generation of their reset link.
+func (s *Signer) PasswordReset() *Signer {
+	if s == nil {
+		return nil
+	}
+	return &Signer{current: s.current, previous: s.previous, domain: "password-reset-token\x00"}
 }
 
 // Sign returns the URL-safe token for an invitation id and generation.
@@ -43,7 +57,7 @@ func (s *Signer) Sign(invitationID uuid.UUID, generation int) string {
 	buf[0] = version
 	copy(buf[1:17], invitationID[:])
 	binary.BigEndian.PutUint32(buf[17:21], uint32(generation))
-	buf = append(buf, tag(s.current, buf[:payloadLen])...)
+	buf = append(buf, s.tag(s.current, buf[:payloadLen])...)
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
@@ -62,10 +76,10 @@ func (s *Signer) Verify(token string) (uuid.UUID, int, error) {
 		raw = make([]byte, tokenLen)
 	}
 	payload, mac := raw[:payloadLen], raw[payloadLen:]
-	ok := hmac.Equal(mac, tag(s.current, payload))
+	ok := hmac.Equal(mac, s.tag(s.current, payload))
 	for _, key := range s.previous {
 		// Every key is tried, so timing does not tell which one matched.
-		ok = hmac.Equal(mac, tag(key, payload)) || ok
+		ok = hmac.Equal(mac, s.tag(key, payload)) || ok
 	}
 	if !ok || !wellFormed {
 		return uuid.Nil, 0, ErrInvalid
@@ -78,9 +92,9 @@ func (s *Signer) Verify(token string) (uuid.UUID, int, error) {
 	return id, int(gen), nil
 }
 
-func tag(key, payload []byte) []byte {
+func (s *Signer) tag(key, payload []byte) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("invite-token\x00"))
+	m.Write([]byte(s.domain))
 	m.Write(payload)
 	return m.Sum(nil)
 }
@@ -94,4 +108,15 @@ type Links struct {
 // InviteURL is the link of an invitation generation.
 func (l Links) InviteURL(invitationID uuid.UUID, generation int) string {
 	return strings.ReplaceAll(l.Template, "{token}", url.QueryEscape(l.Signer.Sign(invitationID, generation)))
+}
+
+// ResetLinks builds password-reset URLs from PASSWORD_RESET_URL_TEMPLATE with the reset Signer.
+type ResetLinks struct {
+	Signer   *Signer // a PasswordReset() signer
+	Template string
+}
+
+// ResetURL is the link of a user's reset generation.
+func (l ResetLinks) ResetURL(userID uuid.UUID, generation int) string {
+	return strings.ReplaceAll(l.Template, "{token}", url.QueryEscape(l.Signer.Sign(userID, generation)))
 }

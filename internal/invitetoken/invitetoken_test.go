@@ -100,3 +100,30 @@ func TestOneSpellingPerToken(t *testing.T) {
 		}
 	}
 }
+
+// A reset token and an invite token of the same id and generation differ, and neither verifies
+// as the other: a leaked invite link cannot reset a password, nor a reset link accept.
+func TestPasswordResetTokensHaveTheirOwnDomain(t *testing.T) {
+	invite := NewSigner([]byte("0123456789abcdef0123456789abcdef"), []byte("old-secret-old-secret-old-secret"))
+	reset := invite.PasswordReset()
+	id := uuid.New()
+	it, rt := invite.Sign(id, 3), reset.Sign(id, 3)
+	if it == rt {
+		t.Fatal("an invite and a reset token of the same id and generation are equal")
+	}
+	if _, _, err := reset.Verify(it); err == nil {
+		t.Error("an invite token verifies as a reset token")
+	}
+	if _, _, err := invite.Verify(rt); err == nil {
+		t.Error("a reset token verifies as an invite token")
+	}
+	gotID, gen, err := reset.Verify(rt)
+	if err != nil || gotID != id || gen != 3 {
+		t.Fatalf("reset.Verify = %v, %d, %v", gotID, gen, err)
+	}
+	// Signed under the previous secret, a reset token still verifies (rotation), in its domain.
+	old := NewSigner([]byte("old-secret-old-secret-old-secret")).PasswordReset()
+	if _, _, err := reset.Verify(old.Sign(id, 1)); err != nil {
+		t.Errorf("a reset token of the previous secret: %v", err)
+	}
+}

@@ -70,7 +70,7 @@ func NewBusiness(reg prometheus.Registerer) *Business {
 var (
 	outcomes     = []contract.Status{contract.StatusAccepted, contract.StatusDeclined, contract.StatusRevoked, contract.StatusExpired}
 	seatActions  = []string{SeatActionCreate, SeatActionRenew}
-	emailKinds   = []contract.EmailKind{contract.KindInvite, contract.KindReminder, contract.KindWelcome, contract.KindRenewalRequest}
+	emailKinds   = []contract.EmailKind{contract.KindInvite, contract.KindReminder, contract.KindWelcome, contract.KindRenewalRequest, contract.KindPasswordReset}
 	emailResults = []string{string(contract.DeliverySent), string(contract.DeliveryFailed), string(contract.DeliverySkipped), EmailResultError}
 )
 

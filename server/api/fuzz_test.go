@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onboarding-service/onboarding/server/jsonbody"
 	"github.com/onboarding-service/onboarding/server/problem"
@@ -106,17 +108,30 @@ func FuzzInviteeRequests(f *testing.F) {
 	f.Add("/invite/accept", "application/x-www-form-urlencoded", "token=TOKEN&password=Correct-Horse-42&accept_terms=on")
 	f.Add("/invite/decline", "application/x-www-form-urlencoded", "token=%zz&token=TOKEN")
 	f.Add("/v1/invitations/accept", "text/plain", "\x00\xff")
+	f.Add("/v1/password-resets", "application/json", `{"email":"someone@example.test"}`)
+	f.Add("/v1/password-resets/confirm", "application/json", `{"token":"RESET","password":"Correct-Horse-43"}`)
+	f.Add("/reset", "", "token=RESET")
+	f.Add("/reset/request", "application/x-www-form-urlencoded", "email=a%40b.test")
+	f.Add("/reset/confirm", "application/x-www-form-urlencoded", "token=RESET&password=x&password_confirm=y")
 	shared := newHarness(f, withSeats(maxSeats)) // every input holds a seat
 	shared.limited(rl(1000), rl(1000), rl(0))
+	// A live reset link of a user (issued in Postgres; no workflow waits for its confirm).
+	resetEmail := uniqueEmail("fuzz-reset")
+	shared.member(resetEmail)
+	issued, err := shared.srv.store.IssuePasswordReset(context.Background(), resetEmail, time.Hour)
+	if err != nil || !issued.Found {
+		f.Fatalf("issue a reset link: %+v, %v", issued, err)
+	}
+	resetToken := shared.srv.signer.PasswordReset().Sign(issued.UserID, issued.Generation)
 	f.Fuzz(func(t *testing.T, path, contentType, body string) {
 		if !inviteeRoutes[path] {
 			return
 		}
 		h := shared.with(t)
 		inv := h.pending(uniqueEmail("fuzz"))
-		body = strings.ReplaceAll(body, "TOKEN", h.token(inv))
+		body = strings.ReplaceAll(strings.ReplaceAll(body, "TOKEN", h.token(inv)), "RESET", resetToken)
 		method := "POST"
-		if path == "/v1/invitations/preview" || path == "/invite" {
+		if path == "/v1/invitations/preview" || path == "/invite" || path == "/reset" {
 			method = "GET"
 			q, err := url.ParseQuery(body)
 			if err != nil {

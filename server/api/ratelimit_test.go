@@ -223,16 +223,22 @@ func TestInviteeRoutesAreKnown(t *testing.T) {
 	}
 }
 
-// inviteeRoutes are the routes authorised by an invite token alone (route templates): the
-// per-address and per-link limits cover them, and only them.
+// inviteeRoutes are the routes authorised by an invite token alone, or by nobody (the password
+// reset's, by a reset token or not at all), as route templates: the per-address limit covers
+// them, and only them (the per-link limit the invite routes).
 var inviteeRoutes = map[string]bool{
-	"/v1/invitations/preview": true,
-	"/v1/invitations/accept":  true,
-	"/v1/invitations/decline": true,
-	"/invite":                 true,
-	"/invite/accept":          true,
-	"/invite/decline":         true,
-	"/invite/request-renewal": true,
+	"/v1/password-resets":         true,
+	"/v1/password-resets/confirm": true,
+	"/reset":                      true,
+	"/reset/request":              true,
+	"/reset/confirm":              true,
+	"/v1/invitations/preview":     true,
+	"/v1/invitations/accept":      true,
+	"/v1/invitations/decline":     true,
+	"/invite":                     true,
+	"/invite/accept":              true,
+	"/invite/decline":             true,
+	"/invite/request-renewal":     true,
 }
 
 // rl is n requests per minute; 0 is no limit.

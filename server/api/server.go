@@ -14,6 +14,7 @@ import (
 	"github.com/onboarding-service/onboarding/server/codecserver"
 	"github.com/onboarding-service/onboarding/server/invitee"
 	"github.com/onboarding-service/onboarding/server/pages"
+	"github.com/onboarding-service/onboarding/server/passwordreset"
 	"github.com/onboarding-service/onboarding/server/problem"
 	"github.com/onboarding-service/onboarding/server/ratelimit"
 	"github.com/onboarding-service/onboarding/server/workflowclient"
@@ -59,8 +60,10 @@ type Server struct {
 	// limits are the per-address and per-account rate limits (ratelimit.go); the per-link
 	// one is the invitee operations'.
 	limits rateLimits
-	// invitee runs the invitee operations, for the invitee routes and the page.
+	// invitee runs the invitee operations, for the invitee routes and the page; resets the
+	// password resets, for their routes and the /reset page.
 	invitee *invitee.Service
+	resets  *passwordreset.Service
 	// pages are the hosted invitee page's handlers; codec is Temporal's codec endpoint, nil
 	// when it is not served.
 	pages *pages.Handlers
@@ -101,7 +104,13 @@ func newServer(d Deps) *Server {
 		SignInUser: ratelimit.New(d.Config.RateSignInUser), SignInClient: ratelimit.New(d.Config.RateSignInIP),
 		Now: clock,
 	}
-	s.pages = pages.New(pages.Deps{Config: d.Config, Invitee: s.invitee, Logger: d.Logger, Now: clock})
+	s.resets = &passwordreset.Service{
+		Store: d.Store, Signer: d.Signer.PasswordReset(), Hasher: d.Hasher, Workflows: s.workflows,
+		TTL:          d.Config.PasswordResetTTL,
+		AddressLimit: ratelimit.New(d.Config.RatePasswordResetEmail), ClientLimit: ratelimit.New(d.Config.RatePasswordResetIP),
+		CheckEmail: emailProblem, Now: clock,
+	}
+	s.pages = pages.New(pages.Deps{Config: d.Config, Invitee: s.invitee, Resets: s.resets, Logger: d.Logger, Now: clock})
 	s.engine = s.routes(d.Registry)
 	return s
 }
@@ -155,6 +164,11 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	page.POST("/accept", s.pages.Accept)
 	page.POST("/decline", s.pages.Decline)
 	page.POST("/request-renewal", s.pages.RequestRenewal)
+	// The hosted password-reset page, behind the same per-address limit.
+	resetPage := r.Group("/reset", s.limitInviteeAddress(s.pages.Refuse))
+	resetPage.GET("", s.pages.ShowReset)
+	resetPage.POST("/request", s.pages.ResetRequest)
+	resetPage.POST("/confirm", s.pages.ResetConfirm)
 
 	// Every /v1 answer is about one account, invitation or person: no cache keeps it.
 	v1 := r.Group("/v1", func(c *gin.Context) { c.Header("Cache-Control", "no-store") })
@@ -163,6 +177,10 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	inv.GET("/preview", handle(s.previewInvitation))
 	inv.POST("/accept", handle(s.acceptInvitation))
 	inv.POST("/decline", handle(s.declineInvitation))
+	// The password reset: the per-address limit, then its own per-address and per-client ones.
+	reset := v1.Group("/password-resets", s.limitInviteeAddress(problem.Write))
+	reset.POST("", handle(s.requestPasswordReset))
+	reset.POST("/confirm", handle(s.confirmPasswordReset))
 
 	api := v1.Group("", s.authenticate)
 	api.POST("/accounts", handle(s.createAccount))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/onboarding-service/onboarding/server/invitee"
+	"github.com/onboarding-service/onboarding/server/passwordreset"
 	"github.com/onboarding-service/onboarding/server/problem"
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
@@ -34,6 +35,7 @@ import (
 type Deps struct {
 	Config  config.Config
 	Invitee *invitee.Service
+	Resets  *passwordreset.Service
 	Logger  *slog.Logger
 	// Now is the clock (the API's, which its tests move).
 	Now func() time.Time
@@ -45,6 +47,7 @@ type Deps struct {
 type Handlers struct {
 	cfg     config.Config
 	invitee *invitee.Service
+	resets  *passwordreset.Service
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -57,7 +60,7 @@ func New(d Deps) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Handlers{cfg: d.Config, invitee: d.Invitee, log: d.Logger, now: d.Now}
+	return &Handlers{cfg: d.Config, invitee: d.Invitee, resets: d.Resets, log: d.Logger, now: d.Now}
 }
 
 //go:embed templates/*.html
@@ -68,7 +71,7 @@ var pageTemplates = func() map[string]*template.Template {
 	layout := template.Must(template.New("layout.html").Funcs(template.FuncMap{"initial": initial}).
 		ParseFS(pageFiles, "templates/layout.html"))
 	sets := map[string]*template.Template{}
-	for _, name := range []string{tmplInvite, tmplDecline, tmplStatus} {
+	for _, name := range []string{tmplInvite, tmplDecline, tmplStatus, tmplReset} {
 		sets[name] = template.Must(template.Must(layout.Clone()).ParseFS(pageFiles, "templates/"+name+".html"))
 	}
 	return sets
@@ -79,6 +82,7 @@ const (
 	tmplInvite  = "invite"  // the pending invitation with its accept and decline forms
 	tmplDecline = "decline" // "are you sure?" before declining
 	tmplStatus  = "status"  // every outcome and every state the link can be in
+	tmplReset   = "reset"   // the password reset's forms and outcomes (page_reset.go)
 )
 
 // Views name each distinct page; the body carries it as data-view, for tests and for support.
@@ -130,6 +134,10 @@ type pageData struct {
 	TermsURL    string
 	// Assets are the versioned URLs of the stylesheet and the script.
 	Assets AssetURLs
+	// Brand heads a page about no invitation (the reset pages); Foot replaces the footer.
+	Brand, Foot string
+	// Email prefills the reset request form.
+	Email string
 }
 
 // pageInvitation is what the page says about an invitation.
@@ -275,6 +283,11 @@ func (h *Handlers) declinedPage(d *pageData, justNow bool) {
 // Refuse shows a problem as a page, for middleware that refuses a page request (rate limits)
 // before its handler runs; the token comes from the query or an already parsed form.
 func (h *Handlers) Refuse(c *gin.Context, p *problem.Problem) {
+	if strings.HasPrefix(c.Request.URL.Path, "/reset") {
+		h.renderResetProblem(c, p)
+		c.Abort()
+		return
+	}
 	token := c.Query("token")
 	if token == "" && c.Request.PostForm != nil {
 		token = c.Request.PostForm.Get("token")

@@ -61,11 +61,20 @@ func (h *Handlers) csrfSession(c *gin.Context) string {
 	_, _ = rand.Read(b)
 	v := base64.RawURLEncoding.EncodeToString(b)
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: CSRFCookie, Value: v, Path: "/invite", HttpOnly: true,
+		Name: CSRFCookie, Value: v, Path: csrfCookiePath(c.Request.URL.Path), HttpOnly: true,
 		Secure:   c.Request.TLS != nil || strings.HasPrefix(h.cfg.PublicBaseURL, "https://"),
 		SameSite: http.SameSiteLaxMode,
 	})
 	return v
+}
+
+// csrfCookiePath scopes the cookie to the pages that post forms: the invitation's or the
+// password reset's.
+func csrfCookiePath(path string) string {
+	if strings.HasPrefix(path, "/reset") {
+		return "/reset"
+	}
+	return "/invite"
 }
 
 func validCSRFSession(v string) bool {

@@ -42,6 +42,7 @@ var kinds = map[contract.Code]kind{
 	contract.CodeTermsNotAccepted:     {http.StatusUnprocessableEntity, "Terms not accepted"},
 	contract.CodeRateLimited:          {http.StatusTooManyRequests, "Too many requests"},
 	contract.CodeCredentialsInvalid:   {http.StatusUnprocessableEntity, "Sign-in failed"},
+	contract.CodeLinkExpired:          {http.StatusGone, "Password-reset link no longer valid"},
 	contract.CodeDuplicateGroup:       {http.StatusConflict, "A group with this name exists"},
 	contract.CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
 	contract.CodePayloadTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},

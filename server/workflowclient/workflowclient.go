@@ -186,10 +186,15 @@ func (w *Client) resumeInput(inv store.Invitation, renewalRequestedAt time.Time)
 // run has closed. It addresses the existing workflow only: a closed one answers
 // ErrWorkflowClosed for an update it did not run, never a new run.
 func (w *Client) Update(ctx context.Context, id uuid.UUID, name, updateID string, arg, result any) error {
+	return w.UpdateWorkflow(ctx, contract.InvitationWorkflowID(id), name, updateID, arg, result)
+}
+
+// UpdateWorkflow is Update for any of the service's workflows, by workflow ID.
+func (w *Client) UpdateWorkflow(ctx context.Context, workflowID, name, updateID string, arg, result any) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	opts := client.UpdateWorkflowOptions{
-		WorkflowID:   contract.InvitationWorkflowID(id),
+		WorkflowID:   workflowID,
 		UpdateName:   name,
 		UpdateID:     updateID,
 		WaitForStage: client.WorkflowUpdateStageCompleted,

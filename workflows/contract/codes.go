@@ -25,6 +25,8 @@ const (
 	CodeRateLimited         Code = "rate_limited"
 	// CodeCredentialsInvalid: an existing user's password on accept is wrong or missing.
 	CodeCredentialsInvalid Code = "credentials_invalid"
+	// CodeLinkExpired: a password-reset link is expired, used or superseded (410).
+	CodeLinkExpired Code = "link_expired"
 )
 
 // This service's extensions, documented in openapi.yaml.
@@ -41,7 +43,7 @@ const (
 // answer, and the API passes each on as the problem of that code.
 var businessCodes = []Code{
 	CodeInvalidState, CodeInvitationExpired, CodeRateLimited, CodeSeatsExhausted,
-	CodeDuplicateInvitation, CodeAlreadyMember, CodeNotFound, CodeValidation,
+	CodeDuplicateInvitation, CodeAlreadyMember, CodeNotFound, CodeValidation, CodeLinkExpired,
 }
 
 // Business reports whether c is one of the workflow's business refusals.

@@ -16,6 +16,8 @@ const (
 	// KindRenewalRequest tells the inviter that the invitee asked, from an expired link, for a
 	// new invitation.
 	KindRenewalRequest EmailKind = "renewal_request"
+	// KindPasswordReset carries a user's password-reset link (no invitation's).
+	KindPasswordReset EmailKind = "password_reset"
 )
 
 // DeliveryStatus is where an email stands.

@@ -136,7 +136,7 @@ func pageStatusMessage(m chromedp.ConsoleMessage) bool {
 		return false
 	}
 	switch u.Path {
-	case "/invite", "/invite/accept", "/invite/decline", "/invite/request-renewal":
+	case "/invite", "/invite/accept", "/invite/decline", "/invite/request-renewal", "/reset", "/reset/request", "/reset/confirm":
 		return true
 	}
 	return false

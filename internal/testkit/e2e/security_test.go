@@ -108,12 +108,18 @@ func (b *lockedLog) String() string {
 // it as new), as Temporal stores them: nothing is decoded.
 func workflowHistory(t *testing.T, invitationID string) []*historypb.HistoryEvent {
 	t.Helper()
+	return historyOf(t, "invitation:"+invitationID)
+}
+
+// historyOf returns the events of every run of a workflow, newest run first.
+func historyOf(t *testing.T, workflowID string) []*historypb.HistoryEvent {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var all []*historypb.HistoryEvent
 	runID := ""
 	for range 50 {
-		it := stack.Temporal.GetWorkflowHistory(ctx, "invitation:"+invitationID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		it := stack.Temporal.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		var events []*historypb.HistoryEvent
 		for it.HasNext() {
 			ev, err := it.Next()
@@ -123,7 +129,7 @@ func workflowHistory(t *testing.T, invitationID string) []*historypb.HistoryEven
 			events = append(events, ev)
 		}
 		if len(events) == 0 {
-			t.Fatalf("no history for %s run %q", invitationID, runID)
+			t.Fatalf("no history for %s run %q", workflowID, runID)
 		}
 		all = append(all, events...)
 		if runID = events[0].GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId(); runID == "" {
@@ -240,7 +246,25 @@ func TestSecretsStayOutOfHistoryLogsAndMetrics(t *testing.T) {
 	p.portal().do(t, "POST", f.path("/invitations"), f.inviteBody(unique("Leak.Revoke"))).expect(t, 201).decode(t, &revoked)
 	secrets["revoked invite token"] = tokenOf(t, *revoked.InviteURL)
 	p.portal().do(t, "POST", f.path("/invitations/"+revoked.ID+"/revoke"), nil).expect(t, 200)
-	waitEmail(t, email, "Welcome", 1) // the last of the worker's work
+	waitEmail(t, email, "Welcome", 1)
+
+	// The invitee resets their password: the reset link's token and the new password are secrets
+	// too, and the reset workflow's history is searched as the invitations' are.
+	p.invitee().do(t, "POST", "/v1/password-resets", map[string]any{"email": email}).expect(t, 202)
+	resetToken := tokenOf(t, waitEmail(t, email, "Reset your password", 1))
+	secrets["reset token"] = resetToken
+	newPW := "Reset-Secret-Pass-" + randomHex(4)
+	secrets["new password"] = newPW
+	p.invitee().do(t, "POST", "/v1/password-resets/confirm", map[string]any{"token": resetToken, "password": "weak"}).
+		expectProblem(t, 422, "password_policy")
+	p.invitee().do(t, "POST", "/v1/password-resets/confirm", map[string]any{"token": resetToken, "password": newPW}).expect(t, 200)
+	p.invitee().do(t, "POST", "/v1/password-resets/confirm", map[string]any{"token": resetToken, "password": newPW}).
+		expectProblem(t, 410, "link_expired")
+	resetText, _ := historyText(t, historyOf(t, resetWorkflowID(email)), nil)
+	assertAbsent(t, "the password reset's history", resetText, secrets)
+	if !strings.Contains(resetText, "$argon2id$") || !strings.Contains(resetText, "Send the password-reset email") {
+		t.Fatalf("the reset's history lacks the hash or the email step: the search would find nothing: %.300s", resetText)
+	}
 
 	for _, id := range []string{inv.ID, declined.ID, revoked.ID} {
 		events := workflowHistory(t, id)

@@ -160,6 +160,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		"RATE_LIMIT_INVITATIONS_ACCOUNT": "0",
 		"RATE_LIMIT_UNAUTHORIZED_IP":     "0",
 		"RATE_LIMIT_SIGN_IN_IP":          "0", // the per-user sign-in limit stays on: e2e tests it
+		"RATE_LIMIT_PASSWORD_RESET_IP":   "0", // likewise the per-address reset limit
 	}
 	if s.Cfg, err = config.LoadFrom(func(k string) string { return env[k] }); err != nil {
 		return nil, err
