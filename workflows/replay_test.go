@@ -44,6 +44,8 @@ var historyPaths = []string{
 	"email-failed-revoked",      // created -> email refused by Resend (delivery failed) -> revoked
 	"renewal-requested-revoked", // run 1: created -> expired; run 2: the invitee asks for a new one (then revoked, in Postgres)
 	"rejected",                  // the create refused (no seat): nothing recorded
+	"password-reset-confirmed",  // a password reset: requested, requested again (superseding), confirmed
+	"password-reset-unknown",    // a reset of an address nobody has: the run ends at once
 }
 
 func historyFiles(t *testing.T) []string {
@@ -61,9 +63,12 @@ func historyFiles(t *testing.T) []string {
 	return files
 }
 
-func replayer(fn any) worker.WorkflowReplayer {
+// replayer replays the service's workflows, with invitation (and reset) standing in for the
+// current code of the invitation (and password-reset) workflow.
+func replayer(invitation, reset any) worker.WorkflowReplayer {
 	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: contract.WorkflowName})
+	r.RegisterWorkflowWithOptions(invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
+	r.RegisterWorkflowWithOptions(reset, workflow.RegisterOptions{Name: contract.PasswordResetWorkflowName})
 	return r
 }
 
@@ -72,7 +77,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	logger := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, file := range historyFiles(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".json"), func(t *testing.T) {
-			if err := replayer(workflows.Invitation).ReplayWorkflowHistoryFromJSONFile(logger, file); err != nil {
+			if err := replayer(workflows.Invitation, workflows.PasswordReset).ReplayWorkflowHistoryFromJSONFile(logger, file); err != nil {
 				t.Fatalf("%s no longer replays: the change breaks running workflows of this path; "+
 					"guard it with workflow.GetVersion (docs/operations.md): %v", file, err)
 			}
@@ -82,7 +87,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 
 // TestReplayCatchesIncompatibleChange shows that the replay test has teeth: a workflow that
 // sleeps before doing anything else, as a careless edit might add, fails to replay every
-// recorded history.
+// recorded history (the invitations' and the password resets').
 func TestReplayCatchesIncompatibleChange(t *testing.T) {
 	changed := func(ctx workflow.Context, in contract.InvitationInput) (contract.State, error) {
 		if err := workflow.Sleep(ctx, time.Second); err != nil {
@@ -90,9 +95,15 @@ func TestReplayCatchesIncompatibleChange(t *testing.T) {
 		}
 		return workflows.Invitation(ctx, in)
 	}
+	changedReset := func(ctx workflow.Context, in contract.PasswordResetInput) error {
+		if err := workflow.Sleep(ctx, time.Second); err != nil {
+			return err
+		}
+		return workflows.PasswordReset(ctx, in)
+	}
 	logger := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, file := range historyFiles(t) {
-		err := replayer(changed).ReplayWorkflowHistoryFromJSONFile(logger, file)
+		err := replayer(changed, changedReset).ReplayWorkflowHistoryFromJSONFile(logger, file)
 		if err == nil || !strings.Contains(err.Error(), "TMPRL1100") { // the SDK's non-determinism error
 			t.Errorf("%s against an incompatible workflow: %v; want a non-determinism error (TMPRL1100)", file, err)
 		}

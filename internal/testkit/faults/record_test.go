@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
 	"github.com/onboarding-service/onboarding/server/invitee"
@@ -207,17 +209,40 @@ func TestRecordHistories(t *testing.T) {
 		},
 	}
 
+	// A password reset: two requests (the second supersedes the first link) and the confirm
+	// with the newest link. Its walk returns the reset workflow's ID.
+	paths["password-reset-confirmed"] = func(t *testing.T) string {
+		f := newFixture(t, c, 2)
+		email := unique("Rec.Reset")
+		inv := f.invite(t, c, email)
+		long.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *inv.InviteURL))).expect(t, 200)
+		for n := 1; n <= 2; n++ {
+			long.invitee().do(t, "POST", "/v1/password-resets", map[string]any{"email": email}).expect(t, 202)
+			waitEmails(t, email, "Reset your password", n, 30*time.Second)
+		}
+		long.invitee().do(t, "POST", "/v1/password-resets/confirm", map[string]any{
+			"token": tokenOf(t, lastEmailText(email, "Reset your password")), "password": "Reset-Recorded-42",
+		}).expect(t, 200)
+		return resetWorkflowID(email)
+	}
+	// A reset asked for an address nobody has: the run ends at once, and sends nothing.
+	paths["password-reset-unknown"] = func(t *testing.T) string {
+		email := unique("Rec.Nobody")
+		long.invitee().do(t, "POST", "/v1/password-resets", map[string]any{"email": email}).expect(t, 202)
+		return resetWorkflowID(email)
+	}
+
 	var mu sync.Mutex
 	recorded := map[string][]run{}
 	t.Run("paths", func(t *testing.T) {
 		for name, walk := range paths {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				id := walk(t)
+				id := workflowIDOf(walk(t))
 				eventually(t, 30*time.Second, "the workflow to close", func() bool {
-					return describe(t, env.tc, wfID(id)).GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+					return describe(t, env.tc, id).GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 				})
-				rs := runs(t, env.tc, wfID(id))
+				rs := runs(t, env.tc, id)
 				mu.Lock()
 				recorded[name] = rs
 				mu.Unlock()
@@ -269,11 +294,36 @@ func TestRecordHistories(t *testing.T) {
 	t.Logf("wrote %d histories to %s", len(files), dir)
 }
 
+// workflowIDOf is the workflow a path walked: an invitation's id, or a workflow ID itself.
+func workflowIDOf(s string) string {
+	if strings.Contains(s, ":") {
+		return s
+	}
+	return wfID(s)
+}
+
+// resetWorkflowID is the password-reset workflow of an address on the suite's services.
+func resetWorkflowID(email string) string {
+	return contract.PasswordResetWorkflowID(emailhash.Hash(emailhash.DeriveKey([]byte(env.tokenSecret)), email))
+}
+
+// lastEmailText is the text of the newest email to addr whose subject contains substr.
+func lastEmailText(addr, substr string) string {
+	text := ""
+	for _, e := range env.resend.EmailsTo(addr) {
+		if strings.Contains(e.Subject, substr) {
+			text = e.Text
+		}
+	}
+	return text
+}
+
 // replay replays a history against the current workflow code.
 func replay(h *historypb.History) error {
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.Email, workflow.RegisterOptions{Name: contract.EmailWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.PasswordReset, workflow.RegisterOptions{Name: contract.PasswordResetWorkflowName})
 	return r.ReplayWorkflowHistory(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)), h)
 }
 
