@@ -16,8 +16,9 @@ type PasswordReset struct {
 	PasswordResetURLTemplate string
 	// RatePasswordResetEmail and RatePasswordResetIP limit reset requests per address
 	// (RATE_LIMIT_PASSWORD_RESET_EMAIL, 3/1h) and per client (RATE_LIMIT_PASSWORD_RESET_IP,
-	// 10/1h), and confirms per client (the same IP limit). A limited request answers 429
-	// whether or not the address belongs to anyone.
+	// 10/1h). A limited request answers 429 whether or not the address belongs to anyone.
+	// Confirms carry a signed token that cannot be guessed; they are limited per client by
+	// RATE_LIMIT_INVITEE_IP, as every unauthenticated route is.
 	RatePasswordResetEmail RateLimit
 	RatePasswordResetIP    RateLimit
 }
