@@ -31,6 +31,15 @@ type Security struct {
 	CodecAuthToken string
 	// CodecCORSOrigins may call the codec endpoints from a browser (CODEC_CORS_ORIGIN).
 	CodecCORSOrigins []string
+	// CodecOIDCIssuer and CodecOIDCAudience, both or neither, let the codec endpoints also take
+	// the Temporal UI's forwarded access token (its codec setting passAccessToken): a JWT signed
+	// by the issuer's keys (OIDC discovery and JWKS) whose audience holds CodecOIDCAudience.
+	CodecOIDCIssuer   string
+	CodecOIDCAudience string
+	// CodecAllowLocalUI (CODEC_ALLOW_LOCAL_UI, development only) lets a browser on this machine
+	// call the codec without a token from a CodecCORSOrigins page: the dev server's UI has no
+	// way to send one. `make run` sets it.
+	CodecAllowLocalUI bool
 
 	// Rate limits (RATE_LIMIT_*); a zero RateLimit is no limit.
 	RateInviteeIP        RateLimit
@@ -145,6 +154,7 @@ func (c *Config) loadSecurity(getenv func(string) string) []error {
 		}
 		c.CodecCORSOrigins = append(c.CodecCORSOrigins, strings.TrimSuffix(o, "/"))
 	}
+	errs = append(errs, c.loadCodecOIDC(str)...)
 
 	rate := func(name, def string) RateLimit {
 		r, err := ParseRateLimit(str(name, def))
@@ -226,6 +236,36 @@ func (c *Config) loadPayloadKeys(str func(name, def string) string) []error {
 	}
 	if c.PayloadKey == nil && len(c.PayloadKeysPrevious) > 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("PAYLOAD_ENCRYPTION_KEYS_PREVIOUS: set without PAYLOAD_ENCRYPTION_KEY (keep the newest key as the current one)"))
+	}
+	return errs
+}
+
+// loadCodecOIDC reads CODEC_OIDC_ISSUER and CODEC_OIDC_AUDIENCE, and CODEC_ALLOW_LOCAL_UI.
+func (c *Config) loadCodecOIDC(str func(name, def string) string) []error {
+	var errs []error
+	c.CodecOIDCIssuer, c.CodecOIDCAudience = str("CODEC_OIDC_ISSUER", ""), str("CODEC_OIDC_AUDIENCE", "")
+	switch {
+	case (c.CodecOIDCIssuer == "") != (c.CodecOIDCAudience == ""):
+		errs = append(errs, errors.New("CODEC_OIDC_ISSUER, CODEC_OIDC_AUDIENCE: set both (the identity provider and the audience its tokens carry for the codec) or neither"))
+	case c.CodecOIDCIssuer != "":
+		u, err := url.Parse(c.CodecOIDCIssuer)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("CODEC_OIDC_ISSUER: %q is not an issuer URL such as https://login.example.com/realms/support", c.CodecOIDCIssuer))
+		} else if u.Scheme != "https" && c.Production() {
+			// Keys fetched over plain HTTP could be swapped on the way: anyone could then mint tokens.
+			errs = append(errs, fmt.Errorf("CODEC_OIDC_ISSUER: %q must be an https URL when APP_ENV=production", c.CodecOIDCIssuer))
+		}
+	}
+	if v := str("CODEC_ALLOW_LOCAL_UI", ""); v != "" {
+		allow, err := strconv.ParseBool(v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("CODEC_ALLOW_LOCAL_UI: %q must be true or false", v))
+		case allow && c.Production():
+			errs = append(errs, errors.New("CODEC_ALLOW_LOCAL_UI: development only (it lets a local browser decode without a token); use CODEC_AUTH_TOKEN or CODEC_OIDC_ISSUER in production"))
+		default:
+			c.CodecAllowLocalUI = allow
+		}
 	}
 	return errs
 }

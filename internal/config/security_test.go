@@ -167,3 +167,58 @@ func TestProductionRequiresPayloadEncryption(t *testing.T) {
 		t.Errorf("development without a payload key: %v", err)
 	}
 }
+
+// CODEC_OIDC_ISSUER and CODEC_OIDC_AUDIENCE come together; production takes an https issuer only.
+func TestCodecOIDCSettings(t *testing.T) {
+	c, err := LoadFrom(env(map[string]string{"CODEC_OIDC_ISSUER": "https://login.example.com/realms/support", "CODEC_OIDC_AUDIENCE": "temporal-ui"}))
+	if err != nil || c.CodecOIDCIssuer != "https://login.example.com/realms/support" || c.CodecOIDCAudience != "temporal-ui" {
+		t.Fatalf("%q %q %v", c.CodecOIDCIssuer, c.CodecOIDCAudience, err)
+	}
+	if c, err := LoadFrom(env(nil)); err != nil || c.CodecOIDCIssuer != "" || c.CodecAllowLocalUI {
+		t.Fatalf("defaults: %+v %v", c.Security, err)
+	}
+	// A local test identity provider over http is fine in development.
+	if _, err := LoadFrom(env(map[string]string{"CODEC_OIDC_ISSUER": "http://127.0.0.1:5556", "CODEC_OIDC_AUDIENCE": "x"})); err != nil {
+		t.Errorf("development, http issuer: %v", err)
+	}
+	prod := func(kv map[string]string) map[string]string {
+		kv["APP_ENV"], kv["TOKEN_SECRET"], kv["PAYLOAD_ENCRYPTION_OPT_OUT"] = "production", goodSecret, "true"
+		return kv
+	}
+	if _, err := LoadFrom(env(prod(map[string]string{"CODEC_OIDC_ISSUER": "https://login.example.com", "CODEC_OIDC_AUDIENCE": "x"}))); err != nil {
+		t.Errorf("production, https issuer: %v", err)
+	}
+	for name, kv := range map[string]map[string]string{
+		"issuer without audience": {"CODEC_OIDC_ISSUER": "https://login.example.com"},
+		"audience without issuer": {"CODEC_OIDC_AUDIENCE": "temporal-ui"},
+		"not a URL":               {"CODEC_OIDC_ISSUER": "login.example.com", "CODEC_OIDC_AUDIENCE": "x"},
+		"query":                   {"CODEC_OIDC_ISSUER": "https://login.example.com/?tenant=1", "CODEC_OIDC_AUDIENCE": "x"},
+		"production, http":        prod(map[string]string{"CODEC_OIDC_ISSUER": "http://login.example.com", "CODEC_OIDC_AUDIENCE": "x"}),
+	} {
+		_, err := LoadFrom(env(kv))
+		if err == nil || !strings.Contains(err.Error(), "CODEC_OIDC_") {
+			t.Errorf("%s: err = %v, want one naming CODEC_OIDC_*", name, err)
+		}
+		if name == "production, http" && (err == nil || !strings.Contains(err.Error(), "https")) {
+			t.Errorf("%s: err = %v, want it to ask for https", name, err)
+		}
+	}
+}
+
+// CODEC_ALLOW_LOCAL_UI is for development only.
+func TestCodecAllowLocalUI(t *testing.T) {
+	if c, err := LoadFrom(env(map[string]string{"CODEC_ALLOW_LOCAL_UI": "true"})); err != nil || !c.CodecAllowLocalUI {
+		t.Errorf("development: %v %v", c.CodecAllowLocalUI, err)
+	}
+	for _, kv := range []map[string]string{
+		{"CODEC_ALLOW_LOCAL_UI": "yes please"},
+		{"CODEC_ALLOW_LOCAL_UI": "true", "APP_ENV": "production", "TOKEN_SECRET": goodSecret, "PAYLOAD_ENCRYPTION_OPT_OUT": "true"},
+	} {
+		if _, err := LoadFrom(env(kv)); err == nil || !strings.Contains(err.Error(), "CODEC_ALLOW_LOCAL_UI") {
+			t.Errorf("%v: err = %v", kv, err)
+		}
+	}
+	if c, err := LoadFrom(env(map[string]string{"CODEC_ALLOW_LOCAL_UI": "false", "APP_ENV": "production", "TOKEN_SECRET": goodSecret, "PAYLOAD_ENCRYPTION_OPT_OUT": "true"})); err != nil || c.CodecAllowLocalUI {
+		t.Errorf("production, false: %v %v", c.CodecAllowLocalUI, err)
+	}
+}

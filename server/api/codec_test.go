@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/onboarding-service/onboarding/internal/codec"
 	"github.com/onboarding-service/onboarding/internal/config"
+	"github.com/onboarding-service/onboarding/server/codecserver/testidp"
 )
 
 const codecToken = "codec-token-0123456789abcdef0123456789"
@@ -171,6 +174,89 @@ func TestCodecRoutesOnlyWhenConfigured(t *testing.T) {
 	decodeProblem(t, h.do("POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, contract.CodeNotFound)
 	keyOnly := h.serverWith(func(d *Deps) { d.Config.PayloadKey = &codecKey }) // a key but no codec token: not served
 	decodeProblem(t, serve(keyOnly, "POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, contract.CodeNotFound)
+	// A key and an identity provider, no static token: served, behind the provider's tokens.
+	oidcOnly := h.serverWith(func(d *Deps) {
+		d.Config.PayloadKey = &codecKey
+		d.Config.CodecOIDCIssuer, d.Config.CodecOIDCAudience = "https://idp.invalid", "temporal-ui"
+	})
+	decodeProblem(t, serve(oidcOnly, "POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 401, contract.CodeUnauthorized)
+}
+
+// The Temporal UI's forwarded access token (passAccessToken), on the API's router: a token of
+// the identity provider decodes, one signed by a key it never published does not, and an
+// identity provider that does not answer is a 503, never a 500.
+func TestCodecOIDCAccessToken(t *testing.T) {
+	t.Parallel()
+	idp := testidp.New(t)
+	h := newHarness(t, withConfig(func(cfg *config.Config) {
+		cfg.PayloadKey = &codecKey
+		cfg.CodecAuthToken = codecToken
+		cfg.CodecCORSOrigins = []string{"https://temporal.example.com"}
+		cfg.CodecOIDCIssuer, cfg.CodecOIDCAudience = idp.Issuer(), "temporal-ui"
+	}))
+	body, plain := sealedBody(t, codecKey, map[string]string{"email": "jane@acme.test"})
+	decodeWith := func(token string) *httptest.ResponseRecorder {
+		return h.do("POST", "/codec/decode", body, "Authorization", "Bearer "+token, "Content-Type", "application/json",
+			"Origin", "https://temporal.example.com")
+	}
+	w := decodeWith(idp.Token(t, "temporal-ui", nil))
+	var out commonpb.Payloads
+	if w.Code != 200 || protojson.Unmarshal(w.Body.Bytes(), &out) != nil || len(out.Payloads) != 1 || string(out.Payloads[0].Data) != string(plain[0].Data) {
+		t.Fatalf("decode with the provider's token: %d %s", w.Code, w.Body)
+	}
+	for name, token := range map[string]string{
+		"unknown key":    idp.SignWith(t, testidp.NewKey(t), idp.KeyID, "temporal-ui", nil),
+		"wrong audience": idp.Token(t, "another-app", nil),
+		"expired":        idp.Token(t, "temporal-ui", testidp.Claims{"exp": time.Now().Add(-time.Minute).Unix()}),
+	} {
+		w := decodeWith(token)
+		decodeProblem(t, w, 401, contract.CodeUnauthorized)
+		if strings.Contains(w.Body.String(), "jane") || w.Header().Get("Access-Control-Allow-Origin") == "" {
+			t.Errorf("%s: %v %s", name, w.Header(), w.Body)
+		}
+	}
+	// The static token keeps working beside the provider's.
+	if w := decodeWith(codecToken); w.Code != 200 {
+		t.Fatalf("static token: %d %s", w.Code, w.Body)
+	}
+
+	down := testidp.New(t)
+	down.SetDown(true)
+	h2 := newHarness(t, withConfig(func(cfg *config.Config) {
+		cfg.PayloadKey = &codecKey
+		cfg.CodecOIDCIssuer, cfg.CodecOIDCAudience = down.Issuer(), "temporal-ui"
+	}))
+	w = h2.do("POST", "/codec/decode", body, "Authorization", "Bearer "+down.Token(t, "temporal-ui", nil), "Content-Type", "application/json")
+	decodeProblem(t, w, 503, contract.CodeUnavailable)
+	if w.Header().Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+}
+
+// CODEC_ALLOW_LOCAL_UI (make run): the dev server's UI, in a browser on this machine, decodes
+// without a token; a caller from another address still needs one.
+func TestCodecLocalUI(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withConfig(func(cfg *config.Config) {
+		cfg.PayloadKey = &codecKey
+		cfg.CodecAuthToken = codecToken
+		cfg.CodecCORSOrigins = []string{"http://127.0.0.1:8233"}
+		cfg.CodecAllowLocalUI = true
+	}))
+	body, _ := sealedBody(t, codecKey, "x")
+	for remote, want := range map[string]int{"127.0.0.1:41000": 200, "192.0.2.7:41000": 401} {
+		req := httptest.NewRequest("POST", "/codec/decode", strings.NewReader(body))
+		req.RemoteAddr = remote
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", "http://127.0.0.1:8233")
+		// A proxy's header does not make a remote caller local.
+		req.Header.Set("X-Forwarded-For", "127.0.0.1")
+		w := httptest.NewRecorder()
+		h.srv.engine.ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("from %s: %d %s, want %d", remote, w.Code, w.Body, want)
+		}
+	}
 }
 
 // FuzzCodecBody: any body to /codec/decode answers 200, 401 or 422, never a 500 or a panic.
