@@ -151,6 +151,8 @@ type TemporalOptions struct {
 	Port int
 	// UIPort is the Web UI's port; 0 runs the server headless.
 	UIPort int
+	// UICodecEndpoint is the remote codec the UI's browser calls to decode payloads.
+	UICodecEndpoint string
 	// HTTPPort is the frontend's HTTP API port; 0 picks a free one.
 	HTTPPort int
 	// MetricsPort is the server's Prometheus port; 0 picks a free one.
@@ -215,6 +217,9 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 		args = append(args, "--headless")
 	} else {
 		args = append(args, "--ui-port", strconv.Itoa(opts.UIPort))
+		if opts.UICodecEndpoint != "" {
+			args = append(args, "--ui-codec-endpoint", opts.UICodecEndpoint)
+		}
 	}
 	if opts.DBFile != "" {
 		dbFile, err := filepath.Abs(opts.DBFile)

@@ -17,6 +17,11 @@ type bannerInfo struct {
 	tokenSecretRandom               bool
 	resend                          bool
 	demo                            demoData
+	// The codec: the endpoint the UI decodes through, the CLI's token and where the key and
+	// token are kept; localUI is true when the UI's browser needs no token (CODEC_ALLOW_LOCAL_UI).
+	codecEndpoint, codecToken          string
+	codecTokenSource, payloadKeySource string
+	localUI                            bool
 }
 
 func printBanner(b bannerInfo) {
@@ -42,6 +47,14 @@ func printBanner(b bannerInfo) {
 	p("  Temporal         %s, namespace %s (log: %s)", b.temporal.Address(), b.temporal.Namespace(), b.temporalLog)
 	p("  API token        %s", b.apiToken)
 	p("                   (%s)", b.apiTokenSource)
+	p("  Payloads         encrypted in Temporal (key %s)", b.payloadKeySource)
+	if b.localUI {
+		p("                   and decoded for the Temporal UI by %s", b.codecEndpoint)
+	} else {
+		p("                   the Temporal UI cannot decode them (CODEC_ALLOW_LOCAL_UI=false): use the CLI")
+	}
+	p("  Codec for CLI    --codec-endpoint %s --codec-auth 'Bearer %s'", b.codecEndpoint, b.codecToken)
+	p("                   (%s)", b.codecTokenSource)
 	if b.tokenSecretRandom {
 		p("  TOKEN_SECRET     random for this run: invite links from earlier runs no longer verify")
 	}

@@ -1,7 +1,8 @@
 // Command onboarding-dev is what `make run` runs: the whole service on one machine, on the
 // settings' defaults. It prepares the Postgres database, starts a Temporal dev server (state in
 // .data/temporal.db, Web UI on :8233), builds and starts the worker and the API, creates demo
-// data once, and prints where everything is. Ctrl-C stops the API, the worker and Temporal, in
+// data once, and prints where everything is. Payloads are encrypted as in production (the key
+// is kept in .data/) and the UI decodes them through the API's codec endpoint. Ctrl-C stops the API, the worker and Temporal, in
 // that order, so no request or activity is cut off by a dependency vanishing under it.
 package main
 
@@ -56,86 +57,12 @@ func run(ctx context.Context, stopSignals func()) error {
 	if err != nil {
 		return err
 	}
-	binDir, dataDir := filepath.Join(root, ".bin"), filepath.Join(root, ".data")
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return err
-	}
-	set, err := loadSettings(dataDir)
+	st, err := startStack(ctx, layout{root: root, binDir: filepath.Join(root, ".bin"), dataDir: filepath.Join(root, ".data")})
 	if err != nil {
 		return err
 	}
-	cfg := set.cfg
-
-	say("preparing database %s", redactedURL(cfg.DatabaseURL))
-	if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
-		return fmt.Errorf("%w (is Postgres running? `make postgres` starts it)", err)
-	}
-	if err := migrations.Apply(ctx, cfg.DatabaseURL); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	cli, err := devstack.EnsureTemporalCLI(ctx, binDir)
-	if err != nil {
-		return err
-	}
-
-	sup := newSupervisor()
-	defer sup.stopAll()
-
-	// Compile the API and the worker while Temporal boots: the two overlap well on two cores.
-	built := make(chan error, 1)
-	go func() { built <- buildBinaries(ctx, root, binDir) }()
-	temporalLog := filepath.Join(dataDir, "temporal.log")
-	say("starting Temporal dev server on %s (log: %s)", net.JoinHostPort(set.temporalHost, strconv.Itoa(set.temporalPort)), temporalLog)
-	temporal, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
-		Binary:    cli,
-		DBFile:    filepath.Join(dataDir, "temporal.db"),
-		Host:      set.temporalHost,
-		Port:      set.temporalPort,
-		UIPort:    set.uiPort,
-		Namespace: cfg.TemporalNamespace,
-		LogFile:   temporalLog,
-	})
-	buildErr := <-built
-	if err != nil {
-		return err
-	}
-	sup.add(child{name: "temporal", done: temporal.Done(), wait: temporal.Wait, stop: temporal.Stop})
-	if buildErr != nil {
-		return buildErr
-	}
-
-	set.extraEnv["TEMPORAL_ADDRESS"] = temporal.Address()
-	env := set.childEnv()
-	// The worker first, so invitations created as soon as the API answers find it polling.
-	if err := sup.startBinary(root, binDir, "worker", "onboarding-worker", env, workerStopGrace); err != nil {
-		return err
-	}
-	if err := sup.startBinary(root, binDir, "api", "onboarding-api", env, apiStopGrace); err != nil {
-		return err
-	}
-	for _, u := range []string{set.apiURL + "/readyz", set.workerMetricsURL} {
-		if err := sup.waitHTTP(ctx, u); err != nil {
-			return err
-		}
-	}
-
-	api := apiClient{base: set.apiURL, token: set.apiToken, http: &http.Client{Timeout: 10 * time.Second}}
-	demo, err := ensureDemoData(ctx, api, filepath.Join(dataDir, "demo.json"))
-	if err != nil {
-		return fmt.Errorf("demo data: %w", err)
-	}
-	printBanner(bannerInfo{
-		apiURL:            set.apiURL,
-		uiURL:             temporal.UIURL(),
-		workerMetricsURL:  set.workerMetricsURL,
-		temporal:          temporal,
-		temporalLog:       temporalLog,
-		apiToken:          set.apiToken,
-		apiTokenSource:    set.apiTokenSource,
-		tokenSecretRandom: set.tokenSecretRandom,
-		resend:            cfg.ResendAPIKey != "",
-		demo:              demo,
-	})
+	defer st.sup.stopAll()
+	printBanner(st.banner())
 
 	select {
 	case <-ctx.Done():
@@ -144,7 +71,123 @@ func run(ctx context.Context, stopSignals func()) error {
 		stopSignals()
 		fmt.Fprintln(terminal)
 		return nil
-	case c := <-sup.exits:
+	case c := <-st.sup.exits:
 		return fmt.Errorf("%s exited unexpectedly (%v)", c.name, c.wait())
+	}
+}
+
+// layout says where a stack keeps its files.
+type layout struct {
+	root, binDir, dataDir string
+	// temporalCLI is the Temporal CLI; empty builds it into binDir at the pinned version.
+	temporalCLI string
+}
+
+// stack is a started `make run`: its children, settings and demo data.
+type stack struct {
+	sup         *supervisor
+	set         settings
+	temporal    *devstack.Temporal
+	temporalLog string
+	demo        demoData
+}
+
+// startStack does all of `make run` but wait: database, Temporal, worker, API, demo data. On an
+// error it stops what it had started.
+func startStack(ctx context.Context, l layout) (_ *stack, err error) {
+	if err := os.MkdirAll(l.dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	set, err := loadSettings(l.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := set.cfg
+
+	say("preparing database %s", redactedURL(cfg.DatabaseURL))
+	if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("%w (is Postgres running? `make postgres` starts it)", err)
+	}
+	if err := migrations.Apply(ctx, cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	cli := l.temporalCLI
+	if cli == "" {
+		if cli, err = devstack.EnsureTemporalCLI(ctx, l.binDir); err != nil {
+			return nil, err
+		}
+	}
+
+	sup := newSupervisor()
+	defer func() {
+		if err != nil {
+			sup.stopAll()
+		}
+	}()
+
+	// Compile the API and the worker while Temporal boots: the two overlap well on two cores.
+	built := make(chan error, 1)
+	go func() { built <- buildBinaries(ctx, l.root, l.binDir) }()
+	temporalLog := filepath.Join(l.dataDir, "temporal.log")
+	say("starting Temporal dev server on %s (log: %s)", net.JoinHostPort(set.temporalHost, strconv.Itoa(set.temporalPort)), temporalLog)
+	temporal, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
+		Binary:          cli,
+		DBFile:          filepath.Join(l.dataDir, "temporal.db"),
+		Host:            set.temporalHost,
+		Port:            set.temporalPort,
+		UIPort:          set.uiPort,
+		UICodecEndpoint: set.codecEndpoint,
+		Namespace:       cfg.TemporalNamespace,
+		LogFile:         temporalLog,
+	})
+	buildErr := <-built
+	if err != nil {
+		return nil, err
+	}
+	sup.add(child{name: "temporal", done: temporal.Done(), wait: temporal.Wait, stop: temporal.Stop})
+	if buildErr != nil {
+		return nil, buildErr
+	}
+
+	set.extraEnv["TEMPORAL_ADDRESS"] = temporal.Address()
+	env := set.childEnv()
+	// The worker first, so invitations created as soon as the API answers find it polling.
+	if err := sup.startBinary(l.root, l.binDir, "worker", "onboarding-worker", env, workerStopGrace); err != nil {
+		return nil, err
+	}
+	if err := sup.startBinary(l.root, l.binDir, "api", "onboarding-api", env, apiStopGrace); err != nil {
+		return nil, err
+	}
+	for _, u := range []string{set.apiURL + "/readyz", set.workerMetricsURL} {
+		if err := sup.waitHTTP(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+
+	api := apiClient{base: set.apiURL, token: set.apiToken, http: &http.Client{Timeout: 10 * time.Second}}
+	demo, err := ensureDemoData(ctx, api, filepath.Join(l.dataDir, "demo.json"))
+	if err != nil {
+		return nil, fmt.Errorf("demo data: %w", err)
+	}
+	return &stack{sup: sup, set: set, temporal: temporal, temporalLog: temporalLog, demo: demo}, nil
+}
+
+func (st *stack) banner() bannerInfo {
+	return bannerInfo{
+		apiURL:            st.set.apiURL,
+		uiURL:             st.temporal.UIURL(),
+		workerMetricsURL:  st.set.workerMetricsURL,
+		temporal:          st.temporal,
+		temporalLog:       st.temporalLog,
+		apiToken:          st.set.apiToken,
+		apiTokenSource:    st.set.apiTokenSource,
+		tokenSecretRandom: st.set.tokenSecretRandom,
+		resend:            st.set.cfg.ResendAPIKey != "",
+		demo:              st.demo,
+		codecEndpoint:     st.set.codecEndpoint,
+		codecToken:        st.set.cfg.CodecAuthToken,
+		codecTokenSource:  st.set.codecTokenSource,
+		payloadKeySource:  st.set.payloadKeySource,
+		localUI:           st.set.cfg.CodecAllowLocalUI,
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +27,10 @@ type settings struct {
 	apiURL, workerMetricsURL string
 	apiToken, apiTokenSource string
 	tokenSecretRandom        bool
+	// codecEndpoint is the API's codec, which the dev server's UI decodes payloads through;
+	// payloadKeySource and codecTokenSource say where the key and the CLI's token come from.
+	codecEndpoint                      string
+	payloadKeySource, codecTokenSource string
 }
 
 // loadSettings reads and checks the environment, so a bad value stops `make run` with its name
@@ -43,6 +48,15 @@ func loadSettings(dataDir string) (settings, error) {
 		return s, err
 	}
 	s.extraEnv["BOOTSTRAP_API_TOKEN"] = s.apiToken
+	s.uiPort = defaultTemporalUIPort
+	if v := os.Getenv("TEMPORAL_UI_PORT"); v != "" {
+		if s.uiPort, err = strconv.Atoi(v); err != nil || s.uiPort <= 0 || s.uiPort > 65535 {
+			return s, fmt.Errorf("TEMPORAL_UI_PORT: %q is not a port number", v)
+		}
+	}
+	if err := s.encryptPayloads(dataDir); err != nil {
+		return s, err
+	}
 	s.cfg, err = config.LoadFrom(func(name string) string {
 		if v, ok := s.extraEnv[name]; ok {
 			return v
@@ -55,15 +69,10 @@ func loadSettings(dataDir string) (settings, error) {
 	if s.temporalHost, s.temporalPort, err = loopbackHostPort("TEMPORAL_ADDRESS", s.cfg.TemporalAddress); err != nil {
 		return s, err
 	}
-	s.uiPort = defaultTemporalUIPort
-	if v := os.Getenv("TEMPORAL_UI_PORT"); v != "" {
-		if s.uiPort, err = strconv.Atoi(v); err != nil || s.uiPort <= 0 || s.uiPort > 65535 {
-			return s, fmt.Errorf("TEMPORAL_UI_PORT: %q is not a port number", v)
-		}
-	}
 	if s.apiURL, err = localURL("HTTP_ADDR", s.cfg.HTTPAddr); err != nil {
 		return s, err
 	}
+	s.codecEndpoint = s.apiURL + "/codec"
 	if s.workerMetricsURL, err = localURL("WORKER_METRICS_ADDR", s.cfg.WorkerMetricsAddr); err != nil {
 		return s, err
 	}
@@ -83,8 +92,41 @@ func (s settings) childEnv() []string {
 // devAPIToken returns BOOTSTRAP_API_TOKEN if set, else the token kept in path, created on first
 // use, so the token printed in the banner keeps working across restarts.
 func devAPIToken(path string) (token, source string, err error) {
-	if v := os.Getenv("BOOTSTRAP_API_TOKEN"); v != "" {
-		return v, "from BOOTSTRAP_API_TOKEN", nil
+	return keptSecret("BOOTSTRAP_API_TOKEN", path, randomHex)
+}
+
+// encryptPayloads makes `make run` write payloads to Temporal as production does: encrypted
+// with a key kept in the data directory (so histories of earlier runs still open), the UI
+// pointed at the API's codec, and a codec token for the CLI. The dev server's UI cannot send a
+// token (its codec settings are the endpoint alone), so CODEC_ALLOW_LOCAL_UI lets a browser on
+// this machine decode from the UI's origin: as much as the dev UI already shows anyone who can
+// open it, and nothing more.
+func (s *settings) encryptPayloads(dataDir string) error {
+	var key, token string
+	var err error
+	if key, s.payloadKeySource, err = keptSecret("PAYLOAD_ENCRYPTION_KEY", filepath.Join(dataDir, "payload-encryption.key"), randomBase64); err != nil {
+		return err
+	}
+	if token, s.codecTokenSource, err = keptSecret("CODEC_AUTH_TOKEN", filepath.Join(dataDir, "codec-auth-token"), randomHex); err != nil {
+		return err
+	}
+	s.extraEnv["PAYLOAD_ENCRYPTION_KEY"], s.extraEnv["CODEC_AUTH_TOKEN"] = key, token
+	if os.Getenv("CODEC_ALLOW_LOCAL_UI") == "" {
+		s.extraEnv["CODEC_ALLOW_LOCAL_UI"] = "true"
+	}
+	if os.Getenv("CODEC_CORS_ORIGIN") == "" {
+		// The UI is served on 127.0.0.1 and answers on localhost too.
+		port := strconv.Itoa(s.uiPort)
+		s.extraEnv["CODEC_CORS_ORIGIN"] = "http://127.0.0.1:" + port + ",http://localhost:" + port
+	}
+	return nil
+}
+
+// keptSecret returns the value of the environment variable name if set, else the one kept in
+// path (mode 0600), created with generate on first use.
+func keptSecret(name, path string, generate func() string) (value, source string, err error) {
+	if v := os.Getenv(name); v != "" {
+		return v, "from " + name, nil
 	}
 	source = "kept in " + path
 	b, err := os.ReadFile(path)
@@ -94,11 +136,11 @@ func devAPIToken(path string) (token, source string, err error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", "", err
 	}
-	token = randomHex()
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+	value = generate()
+	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
 		return "", "", err
 	}
-	return token, source, nil
+	return value, source, nil
 }
 
 // randomHex returns 32 random bytes, hex encoded.
@@ -106,6 +148,13 @@ func randomHex() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b)
+}
+
+// randomBase64 returns 32 random bytes in standard base64: a PAYLOAD_ENCRYPTION_KEY.
+func randomBase64() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // loopbackHostPort splits a TEMPORAL_ADDRESS for the dev server, which must listen on this
