@@ -219,7 +219,11 @@ func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms 
 	err = s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateAccept, contract.UpdateID(contract.UpdateAccept, link.Generation, ""),
 		contract.AcceptRequest{Generation: link.Generation, PasswordHash: hash}, &res)
 	if errors.Is(err, workflowclient.ErrWorkflowClosed) {
-		return nil, s.closedLinkProblem(ctx, link)
+		inv, err := s.closedLink(ctx, link, contract.StatusAccepted)
+		if err != nil {
+			return nil, err
+		}
+		return inv.UserID, nil
 	}
 	if err != nil {
 		return nil, err
@@ -283,7 +287,7 @@ func (s *Service) Decline(ctx context.Context, link Link) error {
 	err := s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateDecline, contract.UpdateID(contract.UpdateDecline, link.Generation, ""),
 		contract.DeclineRequest{Generation: link.Generation}, &st)
 	if errors.Is(err, workflowclient.ErrWorkflowClosed) {
-		return s.closedLinkProblem(ctx, link)
+		_, err = s.closedLink(ctx, link, contract.StatusDeclined)
 	}
 	return err
 }
@@ -318,16 +322,22 @@ func (s *Service) Invitation(ctx context.Context, id uuid.UUID) (store.Invitatio
 	return s.Store.GetInvitation(ctx, id)
 }
 
-// closedLinkProblem answers an accept or decline whose workflow finished meanwhile, from
-// the invitation's row as it is now.
-func (s *Service) closedLinkProblem(ctx context.Context, link Link) error {
+// closedLink answers an accept or decline (want: the status it leads to) whose workflow
+// finished meanwhile, from the invitation's row as it is now. If the link's own generation
+// reached want, the answer is that it did: the run closed with this answer (ours, or a
+// concurrent or earlier request's through the same link, whose outcome this one shares, as a
+// repeated update ID would), and a non-2xx would say that nothing happened.
+func (s *Service) closedLink(ctx context.Context, link Link, want contract.Status) (store.Invitation, error) {
 	inv, err := s.Store.GetInvitation(ctx, link.Invitation.ID)
 	if err != nil {
-		return err
+		return inv, err
 	}
 	link.Invitation = inv
-	if p := link.Usable(s.Now()); p != nil {
-		return p
+	if link.answered(want) {
+		return inv, nil
 	}
-	return problem.New(contract.CodeInvalidState, "This invitation can no longer be answered.")
+	if p := link.Usable(s.Now()); p != nil {
+		return inv, p
+	}
+	return inv, problem.New(contract.CodeInvalidState, "This invitation can no longer be answered.")
 }
