@@ -196,12 +196,13 @@ func tokensCommand(ctx context.Context, cfg config.Config, args []string) int {
 func logSecuritySettings(cfg config.Config, logger *slog.Logger) {
 	if cfg.PayloadKey != nil {
 		logger.Info("payload encryption on", "key_id", cfg.PayloadKey.ID, "previous_keys", len(cfg.PayloadKeysPrevious),
-			"codec_endpoint", cfg.CodecAuthToken != "")
+			"codec_endpoint", cfg.CodecAuthToken != "" || cfg.CodecOIDCIssuer != "",
+			"codec_static_token", cfg.CodecAuthToken != "", "codec_oidc_issuer", cfg.CodecOIDCIssuer)
 	} else if cfg.Production() {
 		logger.Warn("PAYLOAD_ENCRYPTION_KEY is not set: invitation payloads (names, addresses) are stored in Temporal in clear")
 	}
-	if cfg.PayloadKey != nil && cfg.CodecAuthToken == "" {
-		logger.Info("CODEC_AUTH_TOKEN is not set: /codec/decode and /codec/encode are not served")
+	if cfg.PayloadKey != nil && cfg.CodecAuthToken == "" && cfg.CodecOIDCIssuer == "" {
+		logger.Info("neither CODEC_AUTH_TOKEN nor CODEC_OIDC_ISSUER is set: /codec/decode and /codec/encode are not served")
 	}
 	logger.Info("rate limits", "invitee_per_ip", cfg.RateInviteeIP.String(), "invitee_per_token", cfg.RateInviteeToken.String(),
 		"invitations_per_account", cfg.RateInvitationCreate.String(), "trusted_proxies", len(cfg.TrustedProxies),
