@@ -4,7 +4,7 @@
 #   make test     vet and every test, end-to-end and fault-injection ones included (needs no `make run`; runs beside it)
 #   make test-faults       only the fault-injection suite (internal/testkit/faults), verbose
 #   make record-histories  record the workflow histories that workflows/replay_test.go replays
-#   make bench    benchmarks, report in test-artifacts/bench.txt
+#   make bench    the service measured against raw Temporal: docs/benchmarks.md, test-artifacts/bench.txt
 #   make build    compile everything, binaries into .bin/
 #   make clean    remove .bin, .data and test-artifacts
 
@@ -83,9 +83,15 @@ test-faults: deps
 record-histories: deps
 	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -count=1 -timeout 10m ./internal/testkit/faults -run '^TestRecordHistories$$' -record
 
+# The service against raw Temporal on one dev server, in one run (internal/testkit/bench): its own
+# stack on free ports and its own database, so it never meets a `make run`. Under 15 minutes on
+# 2 cores; BENCH_QUICK=1 (or BENCH_FLAGS=-quick) is about a minute and leaves the doc alone.
+# BENCH_FLAGS passes flags, e.g. BENCH_FLAGS='-profile test-artifacts/profiles'. The Go
+# micro-benchmarks (internal/testkit/e2e) are not part of it: go test -run '^$' -bench . ./internal/testkit/e2e
+BENCH_FLAGS ?=
 bench: deps
-	mkdir -p test-artifacts
-	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -run '^$$' -bench . -benchmem ./... | tee test-artifacts/bench.txt
+	$(GO) build -o $(BIN)/onboarding-bench ./internal/testkit/cmd/onboarding-bench
+	TEMPORAL_CLI=$(TEMPORAL_CLI) BENCH_FLAGS='$(BENCH_FLAGS)' $(BIN)/onboarding-bench $(BENCH_FLAGS)
 
 build:
 	$(GO) build ./...

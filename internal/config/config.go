@@ -70,6 +70,8 @@ type Config struct {
 	Security
 	// PasswordReset settings (reset.go).
 	PasswordReset
+	// Debug settings (debug.go): off by default.
+	Debug
 }
 
 // Maintenance configures the durable schedule (a Temporal Schedule, run by the worker) that
@@ -203,5 +205,6 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 	}
 	errs = append(errs, c.loadSecurity(getenv)...)
 	errs = append(errs, c.loadPasswordReset(str, dur)...)
+	errs = append(errs, c.loadDebug(str)...)
 	return c, errors.Join(errs...)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/logging"
 	"github.com/onboarding-service/onboarding/internal/password"
+	"github.com/onboarding-service/onboarding/internal/pprofserver"
 	"github.com/onboarding-service/onboarding/internal/store"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
 	"github.com/onboarding-service/onboarding/server/api"
@@ -65,6 +66,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Warn("TOKEN_SECRET is not set: using a random one, so invite links stop working when the API restarts and differ from the worker's")
 	}
 	logSecuritySettings(cfg, logger)
+	if cfg.PprofAddr != "" {
+		stopPprof, err := pprofserver.Start(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/config"
 	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/logging"
+	"github.com/onboarding-service/onboarding/internal/pprofserver"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
 	"github.com/onboarding-service/onboarding/worker"
 )
@@ -38,7 +39,7 @@ func main() {
 		if cfg.TokenSecretIsRandom {
 			logger.Warn("TOKEN_SECRET is not set: using a random one, so links this worker emails verify only with an API started with the same secret")
 		}
-		err = worker.Run(ctx, cfg, logger)
+		err = runWorker(ctx, cfg, logger)
 	case "migrate":
 		if err = migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err == nil {
 			err = migrations.Apply(ctx, cfg.DatabaseURL)
@@ -65,6 +66,18 @@ func main() {
 		logger.Error("onboarding-worker failed", "error", err)
 		os.Exit(1)
 	}
+}
+
+// runWorker runs the worker, with the pprof endpoints beside it when PPROF_ADDR is set.
+func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if cfg.PprofAddr != "" {
+		stop, err := pprofserver.Start(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return worker.Run(ctx, cfg, logger)
 }
 
 func registerSearchAttributes(ctx context.Context, cfg config.Config, logger *slog.Logger) error {

@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// renderText renders test-artifacts/bench.txt: every raw figure, in milliseconds and KiB.
+func renderText(r *Report) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("onboarding bench, %s, took %s\n", r.Started.UTC().Format(time.RFC3339), r.Took.Round(time.Second))
+	w("command: %s\n", r.Command)
+	if r.Quick {
+		w("quick mode\n")
+	}
+	m := r.Machine
+	w("machine: %d CPUs, %s, %s, %s, %s, Temporal CLI %s, PostgreSQL %s, commit %s\n",
+		m.CPUs, m.CPUModel, m.MemTotal, m.OS, m.GoVersion, m.TemporalCLI, m.Postgres, m.Commit)
+	w("load average (1 min): start %.2f, end %.2f; CPU used by processes outside the stack: %.1f%% over the run, at most %.1f%% in a scenario; quiet: %v\n",
+		r.LoadStart, r.LoadEnd, 100*r.OthersCPU, 100*r.OthersCPUMax, quiet(r))
+	if len(r.Busy) > 0 {
+		w("other busy processes: %s\n", strings.Join(r.Busy, ", "))
+	}
+	w("settings: %s\n", strings.Join(r.Settings, " "))
+	if r.Failure != "" {
+		w("\nFAILED: %s\n", r.Failure)
+	}
+	scenarios := func(ss []Scenario) {
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "key\tcallers\tops\tseconds\tops/s\tmin\tmean\tp50\tp90\tp95\tp99\tmax\tload1\tothers%\t")
+		for _, s := range ss {
+			st := s.Stats
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t\n", s.Key, s.Callers, st.Ops, st.Elapsed.Seconds(),
+				st.PerSecond, ms(st.Min), ms(st.Mean), ms(st.P50), ms(st.P90), ms(st.P95), ms(st.P99), ms(st.Max), s.Load1, 100*s.OthersCPU)
+		}
+		_ = tw.Flush()
+	}
+	for _, ph := range r.Phases {
+		w("\n== %s (%d pending invitations at the start; latencies in ms)\n", ph.Title, ph.Pending)
+		scenarios(ph.Scenarios)
+		w("\nmemory (KiB)\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "after\tapi VmRSS\tapi VmHWM\tworker VmRSS\tworker VmHWM\ttemporal VmRSS\ttemporal VmHWM\t")
+		for _, p := range ph.Memory {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", p.After, p.API.RSSKiB, p.API.HWMKiB, p.Worker.RSSKiB, p.Worker.HWMKiB, p.Temporal.RSSKiB, p.Temporal.HWMKiB)
+		}
+		_ = tw.Flush()
+	}
+	if r.Fill != nil {
+		w("\n== fill\n")
+		scenarios([]Scenario{*r.Fill})
+	}
+	if len(r.Histories) > 0 {
+		w("\n== history events per run\n")
+		for _, h := range r.Histories {
+			if h.Source == "live" {
+				w("%-60s live (%d runs)  %d..%d\n", h.Path, h.Runs, h.Min, h.Events)
+			} else {
+				w("%-60s %s  %d\n", h.Path, h.Source, h.Events)
+			}
+		}
+	}
+	for _, n := range r.Notes {
+		w("note: %s\n", n)
+	}
+	for _, p := range r.Profiles {
+		w("profile: %s\n", p)
+	}
+	return b.String()
+}
