@@ -79,9 +79,11 @@ test-faults: deps
 	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 20m -v $(FAULTS)
 
 # Re-record the lifecycle histories replayed by workflows/replay_test.go, from real runs. Only for
-# a deliberately incompatible workflow change; see docs/operations.md.
+# a deliberately incompatible workflow change; see docs/operations.md. The paths are walked at a
+# minute between steps (about 7 minutes), all at once: -parallel, since the default (the number
+# of cores) would walk them two at a time.
 record-histories: deps
-	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -count=1 -timeout 10m ./internal/testkit/faults -run '^TestRecordHistories$$' -record
+	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -count=1 -timeout 20m -parallel 32 ./internal/testkit/faults -run '^TestRecordHistories$$' -record
 
 # The service against raw Temporal on one dev server, in one run (internal/testkit/bench): its own
 # stack on free ports and its own database, so it never meets a `make run`. Under 15 minutes on

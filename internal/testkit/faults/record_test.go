@@ -50,9 +50,19 @@ const historiesDir = "workflows/testdata/histories"
 // test must go on replaying them (docs/operations.md).
 func TestRecordHistories(t *testing.T) {
 	t.Parallel()
+	// Walked in `make test`, the paths take seconds: the invitations that expire live 6 s. When
+	// recording, they are walked at a pace closer to real use, so the recorded timers and waits
+	// look like production's: a minute between steps and invitations that live 4 minutes, with
+	// the reminder 2 minutes before the expiry (a day-scale pace needs a time-skipping server,
+	// which this machine has not; the workflow tests on the SDK's time-skipping environment
+	// cover day-long spans). Recording takes about 6 minutes.
+	ttl, reminder, pause, patience := "6s", "3s", time.Duration(0), 30*time.Second
+	if *record {
+		ttl, reminder, pause, patience = "4m", "2m", time.Minute, 6*time.Minute
+	}
 	long := newService(t, "record", map[string]string{"RESEND_MIN_INTERVAL": "0s"})
 	short := newService(t, "record-short", map[string]string{
-		"INVITATION_TTL": "6s", "INVITATION_REMINDER_BEFORE": "3s", "RESEND_MIN_INTERVAL": "0s",
+		"INVITATION_TTL": ttl, "INVITATION_REMINDER_BEFORE": reminder, "RESEND_MIN_INTERVAL": "0s",
 		"TEMPORAL_TASK_QUEUE": long.taskQueue(),
 	})
 	long.startAll(t)
@@ -65,7 +75,8 @@ func TestRecordHistories(t *testing.T) {
 			f := newFixture(t, c, 2)
 			email := unique("Rec.Accepted")
 			inv := f.invite(t, c, email)
-			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			waitEmails(t, email, "invited you", 1, patience)
+			time.Sleep(pause) // the invitee reads the email
 			long.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *inv.InviteURL))).expect(t, 200)
 			return inv.ID
 		},
@@ -73,7 +84,8 @@ func TestRecordHistories(t *testing.T) {
 			f := newFixture(t, c, 2)
 			email := unique("Rec.Declined")
 			inv := f.invite(t, c, email)
-			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			waitEmails(t, email, "invited you", 1, patience)
+			time.Sleep(pause)
 			long.invitee().do(t, "POST", "/v1/invitations/decline", map[string]any{"token": tokenOf(t, *inv.InviteURL)}).expect(t, 200)
 			return inv.ID
 		},
@@ -81,7 +93,8 @@ func TestRecordHistories(t *testing.T) {
 			f := newFixture(t, c, 2)
 			email := unique("Rec.Revoked")
 			inv := f.invite(t, c, email)
-			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			waitEmails(t, email, "invited you", 1, patience)
+			time.Sleep(pause)
 			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/revoke"), nil).expect(t, 200)
 			return inv.ID
 		},
@@ -90,11 +103,13 @@ func TestRecordHistories(t *testing.T) {
 			f := newFixture(t, c, 2)
 			email := unique("Rec.Renewed")
 			inv := f.invite(t, sc, email)
-			waitEmails(t, email, "Reminder", 1, 30*time.Second)
-			eventually(t, 30*time.Second, "the expiry", func() bool { return f.invitation(t, c, inv.ID).Status == "expired" })
+			waitEmails(t, email, "Reminder", 1, patience)
+			eventually(t, patience, "the expiry", func() bool { return f.invitation(t, c, inv.ID).Status == "expired" })
 			var renewed invitation
+			time.Sleep(pause) // the administrator notices the expiry
 			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/renew"), nil).expect(t, 200).decode(t, &renewed)
-			waitEmails(t, email, "invited you", 2, 30*time.Second)
+			waitEmails(t, email, "invited you", 2, patience)
+			time.Sleep(pause)
 			long.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *renewed.InviteURL))).expect(t, 200)
 			return inv.ID
 		},
@@ -103,10 +118,12 @@ func TestRecordHistories(t *testing.T) {
 			f := newFixture(t, c, 2)
 			email := unique("Rec.Resent")
 			inv := f.invite(t, c, email)
-			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			waitEmails(t, email, "invited you", 1, patience)
+			time.Sleep(pause)
 			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/resend"), nil).expect(t, 200)
+			time.Sleep(pause)
 			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/resend"), nil).expect(t, 200)
-			waitEmails(t, email, "invited you", 3, 30*time.Second)
+			waitEmails(t, email, "invited you", 3, patience)
 			long.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *inv.InviteURL))).expect(t, 200)
 			return inv.ID
 		},
@@ -115,7 +132,7 @@ func TestRecordHistories(t *testing.T) {
 			f := newFixture(t, c, 2)
 			email := unique("Rec.Full")
 			inv := f.invite(t, c, email)
-			waitEmails(t, email, "invited you", 1, 30*time.Second)
+			waitEmails(t, email, "invited you", 1, patience)
 			sends := 1
 			first := describe(t, env.tc, wfID(inv.ID)).GetExecution().GetRunId()
 			for describe(t, env.tc, wfID(inv.ID)).GetExecution().GetRunId() == first {
@@ -146,7 +163,7 @@ func TestRecordHistories(t *testing.T) {
 				return &resendtest.Fault{Status: http.StatusUnprocessableEntity, Message: "The to address is invalid (injected)"}
 			})
 			inv := f.invite(t, c, email)
-			eventually(t, 30*time.Second, "delivery failed", func() bool {
+			eventually(t, patience, "delivery failed", func() bool {
 				got := f.invitation(t, c, inv.ID)
 				return got.Delivery != nil && got.Delivery.Status == "failed"
 			})
@@ -159,8 +176,8 @@ func TestRecordHistories(t *testing.T) {
 			f := newFixture(t, c, 2)
 			email := unique("Rec.Asked")
 			inv := f.invite(t, sc, email)
-			eventually(t, 30*time.Second, "the expiry", func() bool { return f.invitation(t, c, inv.ID).Status == "expired" })
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			eventually(t, patience, "the expiry", func() bool { return f.invitation(t, c, inv.ID).Status == "expired" })
+			ctx, cancel := context.WithTimeout(context.Background(), patience)
 			defer cancel()
 			// What the hosted page's "Ask for a new invitation" runs, through the API's own code.
 			st := &store.Store{Pool: env.db}
@@ -172,8 +189,8 @@ func TestRecordHistories(t *testing.T) {
 			if err := svc.RequestRenewal(ctx, invitee.Link{Invitation: row, Generation: 1}); err != nil {
 				t.Fatalf("request_renewal: %v", err)
 			}
-			waitEmails(t, "ada@acme.test", f.AccountName, 1, 30*time.Second)
-			eventually(t, 30*time.Second, "the request's run to end", func() bool {
+			waitEmails(t, "ada@acme.test", f.AccountName, 1, patience)
+			eventually(t, patience, "the request's run to end", func() bool {
 				return describe(t, env.tc, wfID(inv.ID)).GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 			})
 			c.do(t, "POST", f.path("/invitations/"+inv.ID+"/revoke"), nil).expect(t, 200)
@@ -184,8 +201,8 @@ func TestRecordHistories(t *testing.T) {
 			f := newFixture(t, c, 2)
 			email := unique("Rec.Expired")
 			inv := f.invite(t, sc, email)
-			waitEmails(t, email, "Reminder", 1, 30*time.Second)
-			eventually(t, 30*time.Second, "the expiry", func() bool { return f.invitation(t, c, inv.ID).Status == "expired" })
+			waitEmails(t, email, "Reminder", 1, patience)
+			eventually(t, patience, "the expiry", func() bool { return f.invitation(t, c, inv.ID).Status == "expired" })
 			return inv.ID
 		},
 		// a create refused for want of a seat by the workflow's own create (the API's pre-check
@@ -218,7 +235,7 @@ func TestRecordHistories(t *testing.T) {
 		long.invitee().do(t, "POST", "/v1/invitations/accept", acceptBody(tokenOf(t, *inv.InviteURL))).expect(t, 200)
 		for n := 1; n <= 2; n++ {
 			long.invitee().do(t, "POST", "/v1/password-resets", map[string]any{"email": email}).expect(t, 202)
-			waitEmails(t, email, "Reset your password", n, 30*time.Second)
+			waitEmails(t, email, "Reset your password", n, patience)
 		}
 		long.invitee().do(t, "POST", "/v1/password-resets/confirm", map[string]any{
 			"token": tokenOf(t, lastEmailText(email, "Reset your password")), "password": "Reset-Recorded-42",
