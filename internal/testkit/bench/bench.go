@@ -10,10 +10,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -60,7 +58,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	r.report.LoadStart = loadAverage()
 	st, err := startStack(ctx, stackOptions{
 		root: o.Root, temporalCLI: o.TemporalCLI, artifacts: o.Artifacts, baseDatabaseURL: o.DatabaseURL,
-		encrypt: o.Encrypt, pprof: o.ProfileDir != "", keep: o.Keep, say: o.Say,
+		encrypt: o.Encrypt, keep: o.Keep, say: o.Say,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the stack: %w", err)
@@ -77,9 +75,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		r.report.Took = time.Since(r.report.Started)
 		r.report.LoadEnd = loadAverage()
 		if !runCPU.at.IsZero() {
-			r.report.OthersCPU = othersShare(runCPU, r.sampleCPU(ctx))
+			end := r.sampleCPU(ctx)
+			r.report.OthersCPU = othersShare(runCPU, end)
+			r.report.Busy = busiestOthers(runCPU, end, r.ownPids)
 		}
-		r.report.Busy = busyProcesses(ctx, slices.Collect(maps.Keys(r.ownPids)))
 		if r.prof != nil {
 			r.report.Notes = append(r.report.Notes, r.prof.Notes...)
 			r.report.Profiles = r.prof.Files

@@ -69,7 +69,7 @@ func TestLoadRunsEveryOperationOnceAndStopsAtTheFirstFailure(t *testing.T) {
 		seen[i].Add(1)
 		calls.Add(1)
 		return nil
-	}, nil)
+	}, nil, nil)
 	if err != nil || len(lat) != 50 || calls.Load() != 50 {
 		t.Fatalf("load: %d latencies, %d calls, err %v", len(lat), calls.Load(), err)
 	}
@@ -79,14 +79,15 @@ func TestLoadRunsEveryOperationOnceAndStopsAtTheFirstFailure(t *testing.T) {
 		}
 	}
 	boom := errors.New("boom")
+	failures := 0
 	_, _, err = load(context.Background(), 2, 1000, func(_ context.Context, _, i int) error {
 		if i == 3 {
 			return boom
 		}
 		return nil
-	}, nil)
-	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "operation 3") {
-		t.Errorf("err = %v, want boom at operation 3", err)
+	}, nil, func() { failures++ })
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "operation 3") || failures != 1 {
+		t.Errorf("err = %v, onFail ran %d times; want boom at operation 3, onFail once", err, failures)
 	}
 }
 
@@ -160,9 +161,9 @@ func TestRenderMarkdown(t *testing.T) {
 		t.Error("a quiet machine (load 0) reported as busy")
 	}
 	r := sampleReport()
-	r.LoadStart = 1.7
+	r.OthersCPUMax = 0.4
 	if !strings.Contains(renderMarkdown(r), "not quiet") {
-		t.Error("load 1.7 on 2 CPUs not reported as busy")
+		t.Error("a scenario beside 40% of the CPUs used by others not reported as busy")
 	}
 }
 
@@ -208,8 +209,8 @@ func TestCPUAccounting(t *testing.T) {
 	}
 	// a command name with spaces and a parenthesis; utime 250 and stime 50 ticks
 	stat := "4242 (onboarding (api) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 9 0 100 2000000 5000"
-	if got := processCPU(stat); got != 3 {
-		t.Errorf("processCPU = %v, want 3", got)
+	if comm, got := processCPU(stat); got != 3 || comm != "onboarding (api) x" {
+		t.Errorf("processCPU = %q, %v; want onboarding (api) x, 3", comm, got)
 	}
 	t0 := time.Now()
 	cpus := float64(runtime.NumCPU())
@@ -220,5 +221,10 @@ func TestCPUAccounting(t *testing.T) {
 	}
 	if got := othersShare(a, a); got != 0 {
 		t.Errorf("othersShare over no time = %v", got)
+	}
+	a.procs = map[int]procTime{1: {"go", 1}, 2: {"onboarding-api", 1}, 3: {"idle", 1}}
+	b.procs = map[int]procTime{1: {"go", 1 + 0.5*cpus}, 2: {"onboarding-api", 1 + 2*cpus}, 3: {"idle", 1}, 4: {"new", 9}}
+	if got := busiestOthers(a, b, map[int]bool{2: true}); len(got) != 2 || got[0] != "new[4] 45%" || got[1] != "go[1] 5%" {
+		t.Errorf("busiestOthers = %q, want new[4] 45%%, go[1] 5%%", got)
 	}
 }

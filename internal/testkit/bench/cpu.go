@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,14 @@ import (
 type cpuSample struct {
 	at          time.Time
 	total, ours float64 // seconds of CPU time
+	// procs is every process's CPU seconds, to name the busiest others.
+	procs map[int]procTime
+}
+
+// procTime is a process's command name and CPU seconds.
+type procTime struct {
+	comm string
+	cpu  float64
 }
 
 // clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every Linux Go supports.
@@ -53,15 +63,55 @@ func (r *runner) sampleCPU(ctx context.Context) cpuSample {
 		cancel()
 	}
 	for _, pid := range pids {
-		if pid == 0 {
+		if pid != 0 {
+			r.ownPids[pid] = true
+		}
+	}
+	s.procs = map[int]procTime{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
 			continue
 		}
-		r.ownPids[pid] = true
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			s.ours += processCPU(string(b))
+			comm, cpu := processCPU(string(b))
+			s.procs[pid] = procTime{comm: comm, cpu: cpu}
+			if r.ownPids[pid] {
+				s.ours += cpu
+			}
 		}
 	}
 	return s
+}
+
+// busiestOthers names the processes outside own that used the most CPU between a and b (at
+// least 2% of all CPUs), with their share. A process that started and ended between the two
+// samples (a compile, a short test) is counted in othersShare but cannot be named.
+func busiestOthers(a, b cpuSample, own map[int]bool) []string {
+	wall := b.at.Sub(a.at).Seconds() * float64(runtime.NumCPU())
+	if wall <= 0 {
+		return nil
+	}
+	type busy struct {
+		name  string
+		share float64
+	}
+	var list []busy
+	for pid, p := range b.procs {
+		if own[pid] {
+			continue
+		}
+		if share := (p.cpu - a.procs[pid].cpu) / wall; share >= 0.02 {
+			list = append(list, busy{fmt.Sprintf("%s[%d]", p.comm, pid), share})
+		}
+	}
+	slices.SortFunc(list, func(x, y busy) int { return cmp.Compare(y.share, x.share) })
+	var out []string
+	for _, x := range list[:min(len(list), 5)] {
+		out = append(out, fmt.Sprintf("%s %.0f%%", x.name, 100*x.share))
+	}
+	return out
 }
 
 // machineBusy returns the non-idle CPU seconds of /proc/stat's "cpu" line (user, nice, system,
@@ -80,18 +130,20 @@ func machineBusy(stat string) float64 {
 	return busy / clockTicks
 }
 
-// processCPU returns a process's user and system CPU seconds from the text of /proc/<pid>/stat.
-// The command name (field 2) may hold spaces and parentheses, so fields count from its end.
-func processCPU(stat string) float64 {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0
+// processCPU returns a process's command name and user and system CPU seconds from the text of
+// /proc/<pid>/stat. The name (field 2, in parentheses) may hold spaces and parentheses, so
+// fields count from its end.
+func processCPU(stat string) (string, float64) {
+	open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+	if open < 0 || end < open {
+		return "", 0
 	}
-	f := strings.Fields(stat[i+1:]) // f[0] is field 3 (state); utime and stime are fields 14 and 15
+	comm := stat[open+1 : end]
+	f := strings.Fields(stat[end+1:]) // f[0] is field 3 (state); utime and stime are fields 14 and 15
 	if len(f) < 13 {
-		return 0
+		return comm, 0
 	}
 	u, _ := strconv.ParseFloat(f[11], 64)
 	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / clockTicks
+	return comm, (u + s) / clockTicks
 }

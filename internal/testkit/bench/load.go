@@ -19,8 +19,9 @@ type op func(ctx context.Context, caller, i int) error
 // number of the operation that failed.
 //
 // With more non-nil, the callers go on past n until more is closed (a profile being taken),
-// so the run covers it; op must then accept any i.
-func load(ctx context.Context, callers, n int, fn op, more <-chan struct{}) ([]time.Duration, time.Duration, error) {
+// so the run covers it; op must then accept any i. onFail, if not nil, hears the first failure
+// before the other callers' requests are cancelled, while the stack still shows what held them.
+func load(ctx context.Context, callers, n int, fn op, more <-chan struct{}, onFail func()) ([]time.Duration, time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -55,15 +56,22 @@ func load(ctx context.Context, callers, n int, fn op, more <-chan struct{}) ([]t
 				t0 := time.Now()
 				err := fn(ctx, caller, i)
 				took := time.Since(t0)
-				mu.Lock()
 				if err != nil {
-					if firstErr == nil {
+					mu.Lock()
+					first := firstErr == nil
+					if first {
 						firstErr = fmt.Errorf("operation %d: %w", i, err)
-						cancel()
 					}
 					mu.Unlock()
+					if first {
+						if onFail != nil && ctx.Err() == nil {
+							onFail()
+						}
+						cancel()
+					}
 					return
 				}
+				mu.Lock()
 				latencies = append(latencies, took)
 				mu.Unlock()
 			}

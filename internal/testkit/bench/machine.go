@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -147,38 +146,6 @@ func loadAverage() float64 {
 		return -1
 	}
 	return v
-}
-
-// busyProcesses lists the other processes using a notable share of the CPU since they
-// started (`ps`'s %CPU), so a report says what else ran on the machine.
-func busyProcesses(ctx context.Context, own []int) []string {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ps", "-eo", "pid=,pcpu=,comm=", "--sort=-pcpu").Output()
-	if err != nil {
-		return nil
-	}
-	skip := map[int]bool{os.Getpid(): true}
-	for _, p := range own {
-		skip[p] = true
-	}
-	var busy []string
-	for line := range strings.SplitSeq(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		pid, _ := strconv.Atoi(f[0])
-		cpu, _ := strconv.ParseFloat(f[1], 64)
-		if cpu < 10 || skip[pid] {
-			continue
-		}
-		busy = append(busy, fmt.Sprintf("%s (%s%%)", strings.Join(f[2:], " "), f[1]))
-		if len(busy) == 5 {
-			break
-		}
-	}
-	return busy
 }
 
 // findPid returns the pid of the process whose command line contains needle, or 0. The dev

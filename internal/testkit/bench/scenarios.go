@@ -41,20 +41,27 @@ type runner struct {
 func (r *runner) measure(ctx context.Context, ph *Phase, key, label, kind string, callers, n int, fn op, more <-chan struct{}) error {
 	r.say("%s: %s, %s, %d ops", ph.Name, label, plural(callers, "caller"), n)
 	before := r.sampleCPU(ctx)
-	lat, elapsed, err := load(ctx, callers, n, fn, more)
+	var saved string
+	lat, elapsed, err := load(ctx, callers, n, fn, more, func() { saved = r.diagnose(ph.Name + "-" + key) })
 	after := r.sampleCPU(ctx)
 	if err != nil {
 		if alive := r.st.alive(); alive != nil {
 			err = fmt.Errorf("%w (%v)", err, alive)
 		}
+		if saved != "" {
+			err = fmt.Errorf("%w; the stack's state at the failure is in %s", err, saved)
+		}
 		return fmt.Errorf("%s / %s: %w", ph.Name, key, err)
 	}
 	s := Scenario{Key: key, Label: label, Kind: kind, Callers: callers, Stats: Summarize(lat, elapsed),
 		Load1: loadAverage(), OthersCPU: othersShare(before, after)}
+	if s.OthersCPU >= 0.10 {
+		s.Busiest = busiestOthers(before, after, r.ownPids)
+	}
 	ph.Scenarios = append(ph.Scenarios, s)
 	r.report.OthersCPUMax = max(r.report.OthersCPUMax, s.OthersCPU)
-	r.say("  %.1f ops/s, p50 %s ms, p95 %s ms, p99 %s ms (other processes: %.0f%% of the CPUs)",
-		s.Stats.PerSecond, ms(s.Stats.P50), ms(s.Stats.P95), ms(s.Stats.P99), 100*s.OthersCPU)
+	r.say("  %.1f ops/s, p50 %s ms, p95 %s ms, p99 %s ms (other processes: %.0f%% of the CPUs%s)",
+		s.Stats.PerSecond, ms(s.Stats.P50), ms(s.Stats.P95), ms(s.Stats.P99), 100*s.OthersCPU, strings.Join(append([]string{""}, s.Busiest...), ", "))
 	return nil
 }
 

@@ -40,7 +40,6 @@ type stackOptions struct {
 	// own on it, created and dropped by the run.
 	baseDatabaseURL string
 	encrypt         bool
-	pprof           bool
 	keep            bool
 	say             func(format string, args ...any)
 }
@@ -59,7 +58,8 @@ type stack struct {
 	worker   *devstack.Process
 	apiURL   string
 	apiToken string
-	// apiPprof and workerPprof are the processes' PPROF_ADDR, empty without -profile.
+	// apiPprof and workerPprof are the processes' PPROF_ADDR (always on, on loopback: -profile
+	// takes profiles there, and a failure saves goroutine dumps from there).
 	apiPprof, workerPprof string
 	workerMetrics         string
 	settings              map[string]string
@@ -133,9 +133,7 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	}
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
 	s.apiURL, s.workerMetrics = "http://"+addr(ports[0]), "http://"+addr(ports[1])
-	if o.pprof {
-		s.apiPprof, s.workerPprof = addr(ports[2]), addr(ports[3])
-	}
+	s.apiPprof, s.workerPprof = addr(ports[2]), addr(ports[3])
 	s.settings = s.env(addr(ports[0]), addr(ports[1]))
 
 	// The worker first, so the first invitations find it polling.
@@ -213,7 +211,7 @@ func (s *stack) settingsSummary() []string {
 			out = append(out, "PAYLOAD_ENCRYPTION_KEY="+map[bool]string{true: "(random per run: payloads encrypted)", false: "(empty: payloads in clear)"}[v != ""])
 		}
 	}
-	return out
+	return append(out, "PPROF_ADDR=(loopback; idle unless profiled)")
 }
 
 func (s *stack) build(ctx context.Context) error {

@@ -22,7 +22,7 @@ func renderText(r *Report) string {
 	w("load average (1 min): start %.2f, end %.2f; CPU used by processes outside the stack: %.1f%% over the run, at most %.1f%% in a scenario; quiet: %v\n",
 		r.LoadStart, r.LoadEnd, 100*r.OthersCPU, 100*r.OthersCPUMax, quiet(r))
 	if len(r.Busy) > 0 {
-		w("other busy processes: %s\n", strings.Join(r.Busy, ", "))
+		w("busiest processes outside the stack over the run: %s\n", strings.Join(r.Busy, ", "))
 	}
 	w("settings: %s\n", strings.Join(r.Settings, " "))
 	if r.Failure != "" {
@@ -37,6 +37,11 @@ func renderText(r *Report) string {
 				st.PerSecond, ms(st.Min), ms(st.Mean), ms(st.P50), ms(st.P90), ms(st.P95), ms(st.P99), ms(st.Max), s.Load1, 100*s.OthersCPU)
 		}
 		_ = tw.Flush()
+		for _, s := range ss {
+			if len(s.Busiest) > 0 {
+				w("  during %s, outside the stack: %s\n", s.Key, strings.Join(s.Busiest, ", "))
+			}
+		}
 	}
 	for _, ph := range r.Phases {
 		w("\n== %s (%d pending invitations at the start; latencies in ms)\n", ph.Title, ph.Pending)

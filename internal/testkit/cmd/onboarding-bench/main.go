@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string) error {
 	n1 := fs.Int("n1", 0, "operations per single-caller scenario (default 200; 15 with -quick)")
 	callers := fs.Int("callers", 16, "concurrent callers of the concurrent scenarios")
 	pending := fs.Int("pending", -1, "pending invitations of the second phase; 0 skips it (default 10000; 300 with -quick)")
-	fillCallers := fs.Int("fill-callers", 32, "concurrent callers filling the system with pending invitations")
+	fillCallers := fs.Int("fill-callers", 16, "concurrent callers filling the system with pending invitations (32 made the worker starve new workflows: see docs/benchmarks.md)")
 	historyRuns := fs.Int("history-runs", 5, "happy paths whose history is read live")
 	settle := fs.Duration("settle-timeout", 3*time.Minute, "longest wait for a scenario's emails before the next scenario")
 	encrypt := fs.Bool("encrypt", true, "payload encryption on (PAYLOAD_ENCRYPTION_KEY), as production requires")
