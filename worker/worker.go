@@ -209,8 +209,15 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities, opts .
 		// (a cancelled one would be recorded as the step's failure, and its update's answer):
 		// the main worker stops taking work early enough for one attempt to end by the deadline.
 		WorkerStopTimeout: stopTimeout - workflows.LocalStepTimeout,
-		Interceptors:      o.interceptors,
-		OnFatalError:      o.onFatal,
+		// Autoscaled workflow-task pollers, not the SDK's fixed 2. With the fixed pair, while
+		// the sticky queue reports a backlog every poll goes to it, so the normal queue, where
+		// a new invitation's first workflow task waits, can be left with no poller: under a
+		// burst of creates (make bench's fill) every create then waited its 20 s and answered
+		// 503. Autoscaling keeps a poller on each queue and opens more on the server's backlog
+		// feedback (docs/benchmarks.md).
+		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+		Interceptors:               o.interceptors,
+		OnFatalError:               o.onFatal,
 	})
 	main.RegisterWorkflowWithOptions(workflows.Invitation, workflow.RegisterOptions{Name: contract.WorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.Email, workflow.RegisterOptions{Name: contract.EmailWorkflowName})
