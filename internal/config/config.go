@@ -60,6 +60,11 @@ type Config struct {
 
 	BootstrapAPIToken string
 	WorkerMetricsAddr string
+	// WorkerWorkflowCacheSize is how many workflow runs one worker process keeps in memory
+	// between their workflow tasks (WORKER_WORKFLOW_CACHE_SIZE, 1000; the SDK's own default
+	// is 10,000). A run not in the cache replays its history at its next task: a few dozen
+	// events for an invitation, against some 50 KiB of memory per cached run.
+	WorkerWorkflowCacheSize int
 	// MetricsAddr, when set, is where the API serves /metrics instead of on HTTP_ADDR
 	// (METRICS_ADDR), so the public listener does not expose them.
 	MetricsAddr string
@@ -175,6 +180,11 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("EMAIL_RATE_PER_SECOND: %q must be a positive number", rate))
 	} else {
 		c.EmailRatePerSecond = f
+	}
+	if n, err := strconv.Atoi(str("WORKER_WORKFLOW_CACHE_SIZE", "1000")); err != nil || n < 1 {
+		errs = append(errs, fmt.Errorf("WORKER_WORKFLOW_CACHE_SIZE: %q must be a positive whole number", str("WORKER_WORKFLOW_CACHE_SIZE", "1000")))
+	} else {
+		c.WorkerWorkflowCacheSize = n
 	}
 	if n, err := strconv.Atoi(str("EMAIL_RECIPIENT_DAILY_CAP", "10")); err != nil || n < 0 {
 		errs = append(errs, fmt.Errorf("EMAIL_RECIPIENT_DAILY_CAP: %q must be a whole number, 0 for no cap", str("EMAIL_RECIPIENT_DAILY_CAP", "10")))
