@@ -119,6 +119,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("recorded histories: %w", err)
 	}
 	r.report.Histories = append(r.report.Histories, recorded...)
+	if err := r.emailModes(ctx); err != nil {
+		return err
+	}
 
 	if o.Pending > 0 {
 		if err := r.fill(ctx, o.Pending); err != nil {

@@ -134,6 +134,12 @@ func sampleReport() *Report {
 			{Path: "rejected.before-v1", Source: "rejected.before-v1.json", Events: 18},
 			{Path: "rejected", Source: "rejected.json", Events: 9},
 		},
+		EmailModes: []EmailMode{
+			{Mode: emailModeQueued, Emails: 121, Rate: 10, Achieved: 9.8, PerWorker: []int{61, 60}, EventsMin: 17, EventsMax: 17, TasksMin: 3, TasksMax: 3,
+				Update: Stats{P50: 12 * time.Millisecond, P99: 40 * time.Millisecond}, Urgent: 150 * time.Millisecond, Behind: 3},
+			{Mode: emailModeLocal, Emails: 121, Rate: 10, Achieved: 9.9, PerWorker: []int{70, 51}, EventsMin: 12, EventsMax: 18, TasksMin: 2, TasksMax: 4,
+				Update: Stats{P50: 5 * time.Second, P99: 8 * time.Second}, Urgent: 12 * time.Second, Behind: 118},
+		},
 	}
 }
 
@@ -152,6 +158,8 @@ func TestRenderMarkdown(t *testing.T) {
 		"| happy path | 5 | 23 |",
 		"| accepted | 23 | 46 | – |",
 		"| rejected | 9 | – | 18 |",
+		"| queued | 121 | 9.8 (10) | 61 + 60 | 17–17 | 3–3 | 12.0 | 40.0 | 150.0 | 3 of 120 |",
+		"| local | 121 | 9.9 (10) | 70 + 51 | 12–18 | 2–4 | 5000.0 | 8000.0 | 12000.0 | 118 of 120 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -171,7 +179,8 @@ func TestRenderText(t *testing.T) {
 	r := sampleReport()
 	r.Failure = "empty / create-16: POST /v1/accounts/x/invitations answered 503"
 	txt := renderText(r)
-	for _, want := range []string{"FAILED: empty / create-16", "create-16", "204800", "accepted.json"} {
+	for _, want := range []string{"FAILED: empty / create-16", "create-16", "204800", "accepted.json",
+		"local   emails 121, 9.90/s (limit 10), per worker [70 51], events 12..18, workflow tasks 2..4, update p50 5000.0 p95 0.0 p99 8000.0"} {
 		if !strings.Contains(txt, want) {
 			t.Errorf("text lacks %q:\n%s", want, txt)
 		}

@@ -84,6 +84,7 @@ type Report struct {
 	Phases       []Phase        `json:"phases"`
 	Fill         *Scenario      `json:"fill,omitempty"`
 	Histories    []HistoryCount `json:"histories"`
+	EmailModes   []EmailMode    `json:"email_modes,omitempty"`
 	Notes        []string       `json:"notes"`
 	Profiles     []string       `json:"profiles"`
 	Failure      string         `json:"failure,omitempty"`
@@ -236,6 +237,7 @@ func renderMarkdown(r *Report) string {
 		}
 	}
 	renderHistories(&b, r.Histories)
+	renderEmailModes(&b, r.EmailModes)
 	if len(r.Notes) > 0 || len(r.Profiles) > 0 {
 		w("\n### Notes\n\n")
 		for _, n := range r.Notes {
@@ -349,4 +351,26 @@ func renderTargets(b *strings.Builder, r *Report) {
 		fmt.Fprintf(b, "| %s | %s | %s |\n", r.target, r.measured, r.met)
 	}
 	b.WriteString("\n")
+}
+
+// renderEmailModes writes the email-delivery experiment's table (emailmodes.go).
+func renderEmailModes(b *strings.Builder, modes []EmailMode) {
+	if len(modes) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n### Email delivery: queued activity or local activity\n\n"+
+		"A model of the invitation's email step (`emailmodes.go`) on the same server: %d invitations started at once by %s, two workers, "+
+		"a limit of %.0f emails/s across both, each send %s of work; "+
+		"then one welcome email goes out, and once the burst's emails have begun the administrator edits each invitation of the burst (an update) while its email waits for a slot. *queued*: a regular activity on a server-throttled task queue with task priority; "+
+		"*local*: a local activity behind a limiter row in Postgres shared by both workers.\n\n",
+		modes[0].Emails-1, "the bench's callers", modes[0].Rate, emailModelSend)
+	fmt.Fprintf(b, "| shape | emails | sends/s (limit) | per worker | events per run | workflow tasks per run | update p50 ms | update p99 ms | welcome waited ms | burst emails before the welcome |\n|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, m := range modes {
+		workers := make([]string, len(m.PerWorker))
+		for i, n := range m.PerWorker {
+			workers[i] = fmt.Sprint(n)
+		}
+		fmt.Fprintf(b, "| %s | %d | %.1f (%.0f) | %s | %d–%d | %d–%d | %s | %s | %s | %d of %d |\n", m.Mode, m.Emails, m.Achieved, m.Rate,
+			strings.Join(workers, " + "), m.EventsMin, m.EventsMax, m.TasksMin, m.TasksMax, ms(m.Update.P50), ms(m.Update.P99), ms(m.Urgent), m.Behind, m.Emails-1)
+	}
 }

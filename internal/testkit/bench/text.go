@@ -68,6 +68,14 @@ func renderText(r *Report) string {
 			}
 		}
 	}
+	if len(r.EmailModes) > 0 {
+		w("\n== email delivery shapes (latencies in ms)\n")
+		for _, m := range r.EmailModes {
+			w("%-7s emails %d, %.2f/s (limit %.0f), per worker %v, events %d..%d, workflow tasks %d..%d, update p50 %s p95 %s p99 %s max %s, welcome waited %s behind %d, took %s\n",
+				m.Mode, m.Emails, m.Achieved, m.Rate, m.PerWorker, m.EventsMin, m.EventsMax, m.TasksMin, m.TasksMax,
+				ms(m.Update.P50), ms(m.Update.P95), ms(m.Update.P99), ms(m.Update.Max), ms(m.Urgent), m.Behind, m.Took.Round(time.Second))
+		}
+	}
 	for _, n := range r.Notes {
 		w("note: %s\n", n)
 	}
