@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	// good: the process then stops too, with an error, so an orchestrator restarts it and its
 	// readiness says so meanwhile, instead of it idling while looking alive.
 	var hs health
-	fatal := make(chan error, 2)
+	fatal := make(chan error, 3)
 	opts = append(opts, func(o *options) {
 		o.onFatal = func(err error) {
 			hs.fail(err)
@@ -100,6 +100,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		}
 	})
 	main, email := New(c, cfg, acts, opts...)
+	hooks := NewWebhooks(c, cfg, st, reg, logger, opts...)
 
 	srv := &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(reg, &hs), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.WorkerMetricsAddr)
@@ -116,10 +117,24 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err := email.Start(); err != nil {
 		return fmt.Errorf("email worker: %w", err)
 	}
-	if err := main.Start(); err != nil {
+	if err := hooks.Worker.Start(); err != nil {
 		email.Stop()
+		return fmt.Errorf("webhook worker: %w", err)
+	}
+	if err := main.Start(); err != nil {
+		stopAll(email, hooks.Worker)
 		return fmt.Errorf("worker: %w", err)
 	}
+	dispatchCtx, stopDispatch := context.WithCancel(ctx)
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		hooks.Dispatcher.Run(dispatchCtx)
+	}()
+	defer func() {
+		stopDispatch()
+		<-dispatched
+	}()
 	if err := EnsureMaintenanceSchedule(ctx, c, cfg); err != nil {
 		// The invitations do not depend on it; retention and the reconciler do. Said loudly,
 		// and tried again at the next start.
@@ -131,12 +146,12 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	case <-ctx.Done():
 	case err := <-fatal:
 		logger.Error("worker failed; stopping", "error", err)
-		stopAll(main, email)
+		stopAll(main, email, hooks.Worker)
 		return fmt.Errorf("worker: %w", err)
 	}
 	logger.Info("worker stopping")
 	began := time.Now()
-	stopAll(main, email)
+	stopAll(main, email, hooks.Worker)
 	if time.Since(began) >= stopTimeout {
 		// Activities still running at the deadline were cancelled just now, and their failures,
 		// which hand them back to Temporal for an immediate retry on another worker, are on
@@ -226,6 +241,7 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities, opts .
 	main.RegisterWorkflowWithOptions(workflows.Email, workflow.RegisterOptions{Name: contract.EmailWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: contract.MaintenanceWorkflowName})
 	main.RegisterWorkflowWithOptions(workflows.PasswordReset, workflow.RegisterOptions{Name: contract.PasswordResetWorkflowName})
+	main.RegisterWorkflowWithOptions(workflows.WebhookDelivery, workflow.RegisterOptions{Name: contract.WebhookDeliveryWorkflowName})
 	// The accept hands the welcome email to its own workflow, started through this client.
 	acts.Temporal, acts.TaskQueue = c, cfg.TemporalTaskQueue
 	main.RegisterActivity(acts)

@@ -67,8 +67,16 @@ func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput)
 	if !ok || res.Status == contract.DeliverySkipped || (in.Kind != contract.KindInvite && in.Kind != contract.KindReminder) {
 		return // delivery describes the invitee's latest invite or reminder
 	}
+	if res.Status == contract.DeliverySent && providerReported(w.st.Delivery.Status) {
+		return // the provider's report on this send (signalled while its result was on its way) says more
+	}
 	w.st.Delivery = contract.Delivery{Status: res.Status, Error: res.Error}
 	w.publish(ctx)
+}
+
+// providerReported reports whether s is what the email provider said after a send.
+func providerReported(s contract.DeliveryStatus) bool {
+	return s == contract.DeliveryDelivered || s == contract.DeliveryBounced || s == contract.DeliveryComplained
 }
 
 // emailPriority orders the shared, rate-limited email queue: the welcome email of someone who

@@ -118,7 +118,26 @@ func (w *invitation) setup(ctx workflow.Context) error {
 			return err
 		}
 	}
+	workflow.Go(ctx, w.providerDeliveries)
 	return nil
+}
+
+// providerDeliveries follows the email provider's reports after the send (the API signals
+// them from Resend's webhooks): a pending invitation's delivery, and so its DeliveryStatus
+// search attribute, shows delivered, bounced or complained. Postgres already holds the report.
+func (w *invitation) providerDeliveries(ctx workflow.Context) {
+	ch := workflow.GetSignalChannel(ctx, contract.SignalProviderDelivery)
+	for {
+		var d contract.ProviderDelivery
+		if more := ch.Receive(ctx, &d); !more {
+			return
+		}
+		if w.st.Status != contract.StatusPending || !w.st.InviteSent {
+			continue
+		}
+		w.st.Delivery = contract.Delivery{Status: d.Status, Error: d.Error}
+		w.publish(ctx)
+	}
 }
 
 // run is the lifecycle of one run: it starts with the update that the API sent with the start

@@ -75,6 +75,9 @@ type Config struct {
 	Security
 	// PasswordReset settings (reset.go).
 	PasswordReset
+	// Webhooks settings (webhooks.go): delivery retries, localhost for development, the
+	// provider's webhook secret.
+	Webhooks
 	// Debug settings (debug.go): off by default.
 	Debug
 }
@@ -215,6 +218,7 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 	}
 	errs = append(errs, c.loadSecurity(getenv)...)
 	errs = append(errs, c.loadPasswordReset(str, dur)...)
+	errs = append(errs, c.loadWebhooks(str, dur)...)
 	errs = append(errs, c.loadDebug(str)...)
 	return c, errors.Join(errs...)
 }

@@ -69,28 +69,48 @@ func scanEmail(row pgx.Row) (Email, error) {
 }
 
 // FinishEmail records the outcome of a send and the matching event in the invitation's story,
-// in one statement (so one round trip, atomically). An unknown key is ErrNotFound.
+// in one batch (one round trip, one implicit transaction). An invite or reminder also gets its
+// public event: invitation.sent for a generation's first invite, invitation.resent for a later
+// one, invitation.reminded, or invitation.delivery_failed. An unknown key is ErrNotFound.
 func (s *Store) FinishEmail(ctx context.Context, key string, status contract.DeliveryStatus, providerID, errMsg string) error {
-	var one int
-	err := s.Pool.QueryRow(ctx, `
-		with email as (
-			update emails set status = $2, provider_id = $3, error = $4,
-				sent_at = case when $2 = 'sent' then now() else sent_at end
-			where idempotency_key = $1 returning invitation_id, kind),
-		event as (
-			insert into invitation_events (invitation_id, type, detail, dedupe_key)
-			select invitation_id,
-				case when $2 = 'failed' then 'email_failed' else 'email_sent' end,
-				kind || case when $2 = 'failed' then ' email failed: ' || $4 else ' email sent' end,
-				$1 || ':' || $2
-			from email
-			on conflict (dedupe_key) do nothing)
-		select 1 from email`,
-		key, string(status), providerID, errMsg).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
+	b := &pgx.Batch{}
+	found := false
+	b.Queue(`update emails set status = $2, provider_id = $3, error = $4,
+			sent_at = case when $2 = 'sent' then now() else sent_at end
+		where idempotency_key = $1 returning true`, key, string(status), providerID, errMsg).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&found)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	b.Queue(`
+		insert into invitation_events (invitation_id, type, detail, dedupe_key, account_id, public_id, public_type, data)
+		select m.invitation_id,
+			case when $2 = 'failed' then 'email_failed' else 'email_sent' end,
+			m.kind || case when $2 = 'failed' then ' email failed: ' || $3 else ' email sent' end,
+			$1 || ':' || $2, i.account_id,
+			case when m.pt is not null then 'evt_' || replace(gen_random_uuid()::text, '-', '') end,
+			m.pt, case when m.pt is not null then `+snapshotOf("m.invitation_id")+` end
+		from (select e.invitation_id, e.kind, case
+				when $2 = 'failed' and e.kind in ('invite', 'reminder') then 'invitation.delivery_failed'
+				when $2 = 'sent' and e.kind = 'reminder' then 'invitation.reminded'
+				when $2 = 'sent' and e.kind = 'invite' then case when exists (
+					select 1 from invitation_events x join invitations xi on xi.id = x.invitation_id
+					where x.invitation_id = e.invitation_id and x.public_type = 'invitation.sent'
+						and (x.data->>'generation')::int = xi.generation)
+					then 'invitation.resent' else 'invitation.sent' end
+				end as pt
+			from emails e where e.idempotency_key = $1 and e.invitation_id is not null) m
+		join invitations i on i.id = m.invitation_id
+		on conflict (dedupe_key) do nothing`, key, string(status), errMsg)
+	if err := s.Pool.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	if !found {
 		return ErrNotFound
 	}
-	return err
+	return nil
 }
 
 // RecentInviteEmails counts the invite and reminder emails to an address, from every account,

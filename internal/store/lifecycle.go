@@ -255,7 +255,7 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 			where id = $1`, inv.subscriptionID, userID, id)
 		b.Queue(`update invitations set status = 'accepted', user_id = $2, updated_at = now() where id = $1`, id, userID)
 		b.Queue(`select coalesce(min(e.sent_at), i.created_at) from invitations i
-			left join emails e on e.invitation_id = i.id and e.kind = 'invite' and e.status = 'sent'
+			left join emails e on e.invitation_id = i.id and e.kind = 'invite' and e.sent_at is not null
 			where i.id = $1 group by i.created_at`, id).QueryRow(func(row pgx.Row) error { return row.Scan(&p.FirstSentAt) })
 		queueEvent(b, id, string(contract.StatusAccepted), generation, "user "+userID.String()+" joined as "+inv.role)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -309,22 +309,19 @@ func ensureUser(ctx context.Context, tx pgx.Tx, invitationID uuid.UUID, inv lock
 
 // AddEvent appends an entry to an invitation's story once per dedupe key.
 func (s *Store) AddEvent(ctx context.Context, invitationID uuid.UUID, typ, dedupeKey, detail string) error {
-	_, err := s.Pool.Exec(ctx, eventInsert, invitationID, typ, detail, dedupeKey)
+	_, err := s.Pool.Exec(ctx, eventInsert, invitationID, typ, detail, dedupeKey, publicArg(contract.PublicTypeOf(typ)))
 	return err
 }
 
 func addEvent(ctx context.Context, tx pgx.Tx, id uuid.UUID, typ string, generation int, detail string) error {
-	_, err := tx.Exec(ctx, eventInsert, id, typ, detail, eventKey(id, generation, typ))
+	_, err := tx.Exec(ctx, eventInsert, id, typ, detail, eventKey(id, generation, typ), publicArg(contract.PublicTypeOf(typ)))
 	return err
 }
 
 // queueEvent is addEvent as part of a batch.
 func queueEvent(b *pgx.Batch, id uuid.UUID, typ string, generation int, detail string) {
-	b.Queue(eventInsert, id, typ, detail, eventKey(id, generation, typ))
+	b.Queue(eventInsert, id, typ, detail, eventKey(id, generation, typ), publicArg(contract.PublicTypeOf(typ)))
 }
-
-const eventInsert = `insert into invitation_events (invitation_id, type, detail, dedupe_key)
-	values ($1, $2, $3, $4) on conflict (dedupe_key) do nothing`
 
 // eventKey makes a lifecycle event appear once per invitation generation however often its
 // transaction is retried.

@@ -39,8 +39,10 @@ func TestSchemaStatusesMatchTheContract(t *testing.T) {
 	if got := allowed("invitations", "status"); !slices.Equal(got, statuses) {
 		t.Errorf("invitations.status allows %v, the contract has %v", got, statuses)
 	}
-	// Skipped emails are never stored: an email row is queued, sent or failed.
-	deliveries := []string{string(contract.DeliveryFailed), string(contract.DeliveryQueued), string(contract.DeliverySent)}
+	// Skipped emails are never stored: an email row is queued, sent or failed, and then what the
+	// provider reported (delivered, bounced, complained).
+	deliveries := []string{string(contract.DeliveryBounced), string(contract.DeliveryComplained), string(contract.DeliveryDelivered),
+		string(contract.DeliveryFailed), string(contract.DeliveryQueued), string(contract.DeliverySent)}
 	if got := allowed("emails", "status"); !slices.Equal(got, deliveries) {
 		t.Errorf("emails.status allows %v, want %v", got, deliveries)
 	}

@@ -27,7 +27,9 @@ import (
 	"github.com/onboarding-service/onboarding/internal/config"
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
+	"github.com/onboarding-service/onboarding/internal/providerevents"
 	"github.com/onboarding-service/onboarding/internal/store"
+	"github.com/onboarding-service/onboarding/internal/webhook"
 )
 
 // Deps are what the API needs from the process that runs it.
@@ -68,6 +70,14 @@ type Server struct {
 	// when it is not served.
 	pages *pages.Handlers
 	codec *codecserver.Endpoint
+	// webhookSecrets derive the endpoints' signing secrets from TOKEN_SECRET (nil without
+	// one); webhookPolicy is which endpoint URLs may be registered.
+	webhookSecrets *webhook.Secrets
+	webhookPolicy  webhook.Policy
+	// providerVerifier checks Resend's webhook signatures; nil when RESEND_WEBHOOK_SECRET is
+	// unset, and provider events are refused. providerEvents counts them.
+	providerVerifier *providerevents.Verifier
+	providerEvents   *prometheus.CounterVec
 }
 
 // New returns the API's HTTP handler.
@@ -96,6 +106,14 @@ func newServer(d Deps) *Server {
 		now:     time.Now,
 		limits:  newRateLimits(d.Config),
 		codec:   codecserver.New(d.Config),
+
+		webhookPolicy:    webhook.Policy{AllowHTTP: !d.Config.Production(), AllowLocalhost: d.Config.WebhookAllowLocalhost},
+		providerVerifier: newProviderVerifier(d.Config.ResendWebhookSecret, d.Logger),
+		providerEvents:   newProviderEventsMetric(d.Registry),
+	}
+	if len(d.Config.TokenSecret) > 0 {
+		secrets := webhook.NewSecrets(d.Config.TokenSecret)
+		s.webhookSecrets = &secrets
 	}
 	clock := func() time.Time { return s.now() } // the server's clock, as tests set it
 	s.invitee = &invitee.Service{
@@ -181,6 +199,9 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	reset := v1.Group("/password-resets", s.limitInviteeAddress(problem.Write))
 	reset.POST("", handle(s.requestPasswordReset))
 	reset.POST("/confirm", handle(s.confirmPasswordReset))
+	// Resend's webhooks, authorised by their Svix signature; bad signatures count against the
+	// address like bad API tokens (so Resend's bursts are never slowed).
+	v1.POST("/provider-events/resend", handle(s.resendEvent))
 
 	api := v1.Group("", s.authenticate)
 	api.POST("/accounts", handle(s.createAccount))
@@ -196,6 +217,12 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	acct.POST("/invitations/:invitation_id/resend", handle(s.invitationAction(actionResend)))
 	acct.POST("/invitations/:invitation_id/renew", handle(s.invitationAction(actionRenew)))
 	acct.POST("/invitations/:invitation_id/revoke", handle(s.invitationAction(actionRevoke)))
+	acct.GET("/events", handle(s.listEvents))
+	acct.POST("/webhooks", handle(s.createWebhook))
+	acct.GET("/webhooks", handle(s.listWebhooks))
+	acct.DELETE("/webhooks/:webhook_id", handle(s.deleteWebhook))
+	acct.POST("/webhooks/:webhook_id/rotate-secret", handle(s.rotateWebhookSecret))
+	acct.GET("/webhooks/:webhook_id/deliveries", handle(s.listWebhookDeliveries))
 	return r
 }
 

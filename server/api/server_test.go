@@ -283,7 +283,7 @@ func TestNothingPanicsOnHostileInput(t *testing.T) {
 		`{"token":null,"password":null,"accept_terms":null}`, `{"seats":1e400}`, `{"group_ids":` + strings.Repeat("[", 100) + `}`}
 	paths := []string{"/v1/accounts", h.accountPath("/subscriptions"), h.accountPath("/groups"), h.accountPath("/invitations"),
 		h.accountPath("/invitations/" + inv.ID.String() + "/resend"), "/v1/invitations/accept", "/v1/invitations/decline",
-		"/invite/accept", "/invite/decline"}
+		"/invite/accept", "/invite/decline", h.accountPath("/webhooks"), "/v1/provider-events/resend"}
 	// Over the real stack, and with Temporal unreachable (where a request gets that far, it
 	// may answer 503, nothing else from the 5xx range).
 	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })

@@ -16,6 +16,7 @@ import (
 var publicRoutes = map[string]bool{
 	"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.yaml": true,
 	"/codec/decode": true, "/codec/encode": true,
+	"/v1/provider-events/resend": true, // Resend's webhooks, authorised by their Svix signature
 }
 
 // TestScopedTokenRefusedOnEveryOtherAccount walks every registered route: a token scoped to
@@ -25,6 +26,7 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 	t.Parallel()
 	h, other := newHarness(t), newHarness(t)
 	otherInv := other.pending(uniqueEmail("other"))
+	otherHook := other.createWebhook(`{"url":"https://93.184.215.14/hooks","event_types":["invitation.renewal_requested"]}`)
 
 	checked := 0
 	for _, r := range h.srv.engine.Routes() {
@@ -40,6 +42,7 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 				path := strings.Replace(r.Path, ":account_id", account, 1)
 				path = strings.Replace(path, ":invitation_id", otherInv.ID.String(), 1)
 				path = strings.Replace(path, ":subscription_id", other.sub.ID.String(), 1)
+				path = strings.Replace(path, ":webhook_id", otherHook.ID.String(), 1)
 				if strings.Contains(path, ":") {
 					t.Errorf("%s %s: a path parameter this test does not fill", r.Method, r.Path)
 					continue
@@ -64,6 +67,10 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 	// started another).
 	if got := other.row(otherInv.ID); got.Status != "pending" || got.Generation != 1 {
 		t.Fatalf("the other account's invitation is %s (generation %d)", got.Status, got.Generation)
+	}
+	if hooks := decodeJSON[webhookListView](t, other.api("GET", other.accountPath("/webhooks"), ""), 200); len(hooks.Items) != 1 ||
+		hooks.Items[0].ID != otherHook.ID || hooks.Items[0].PreviousSecretExpiresAt != nil {
+		t.Fatalf("the other account's webhooks changed: %+v", hooks.Items)
 	}
 	if s := other.subscription(); *s.SeatsReserved != 1 {
 		t.Fatalf("the other account's subscription %+v", s)

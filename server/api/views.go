@@ -9,43 +9,18 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/onboarding-service/onboarding/internal/apiview"
 	"github.com/onboarding-service/onboarding/internal/store"
 )
 
 // The JSON shapes the API answers with, built from store rows.
 
-type deliveryView struct {
-	Status contract.DeliveryStatus `json:"status"`
-	Error  *string                 `json:"error"`
-}
-
-type personView struct {
-	Name  string `json:"name"`
-	Email string `json:"email"`
-}
-
-// invitationView is the invitation object of CONTRACT.md, plus phone and inviter.
-type invitationView struct {
-	ID             uuid.UUID       `json:"id"`
-	AccountID      uuid.UUID       `json:"account_id"`
-	Email          string          `json:"email"`
-	FirstName      string          `json:"first_name"`
-	LastName       string          `json:"last_name"`
-	Phone          string          `json:"phone"`
-	UserID         *uuid.UUID      `json:"user_id"`
-	SubscriptionID uuid.UUID       `json:"subscription_id"`
-	Application    string          `json:"application"`
-	Role           string          `json:"role"`
-	GroupIDs       []uuid.UUID     `json:"group_ids"`
-	Status         contract.Status `json:"status"`
-	InviteURL      *string         `json:"invite_url"`
-	ExpiresAt      time.Time       `json:"expires_at"`
-	Sends          int             `json:"sends"`
-	CreatedAt      time.Time       `json:"created_at"`
-	UpdatedAt      time.Time       `json:"updated_at"`
-	Delivery       *deliveryView   `json:"delivery"`
-	Inviter        *personView     `json:"inviter"`
-}
+// The invitation object is shared with the worker's webhooks (internal/apiview).
+type (
+	deliveryView   = apiview.Delivery
+	personView     = apiview.Person
+	invitationView = apiview.Invitation
+)
 
 type eventView struct {
 	At     time.Time `json:"at"`
@@ -98,46 +73,8 @@ func (s *Server) inviteURL(inv store.Invitation) string {
 }
 
 func (s *Server) invitationView(inv store.Invitation) invitationView {
-	v := invitationView{
-		ID:             inv.ID,
-		AccountID:      inv.AccountID,
-		Email:          inv.Email,
-		FirstName:      inv.FirstName,
-		LastName:       inv.LastName,
-		Phone:          inv.Phone,
-		UserID:         inv.UserID,
-		SubscriptionID: inv.SubscriptionID,
-		Application:    inv.Application,
-		Role:           inv.Role,
-		GroupIDs:       inv.GroupIDs,
-		Status:         inv.Status,
-		ExpiresAt:      inv.ExpiresAt.UTC(),
-		Sends:          inv.Sends,
-		CreatedAt:      inv.CreatedAt.UTC(),
-		UpdatedAt:      inv.UpdatedAt.UTC(),
-	}
-	if v.GroupIDs == nil {
-		v.GroupIDs = []uuid.UUID{}
-	}
-	pending := inv.Status == contract.StatusPending
-	if pending {
-		u := s.inviteURL(inv)
-		v.InviteURL = &u
-	}
-	switch {
-	case inv.DeliveryStatus != "":
-		v.Delivery = &deliveryView{Status: inv.DeliveryStatus}
-		if inv.DeliveryError != "" {
-			v.Delivery.Error = &inv.DeliveryError
-		}
-	case pending:
-		// Created, with its first email not recorded yet: it is on its way.
-		v.Delivery = &deliveryView{Status: contract.DeliveryQueued}
-	}
-	if inv.InviterName != "" || inv.InviterEmail != "" {
-		v.Inviter = &personView{Name: inv.InviterName, Email: inv.InviterEmail}
-	}
-	return v
+	u := s.inviteURL(inv)
+	return apiview.InvitationOf(inv, &u)
 }
 
 func eventViews(events []store.Event) []eventView {

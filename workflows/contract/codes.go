@@ -27,6 +27,9 @@ const (
 	CodeCredentialsInvalid Code = "credentials_invalid"
 	// CodeLinkExpired: a password-reset link is expired, used or superseded (410).
 	CodeLinkExpired Code = "link_expired"
+	// CodeWebhookURLInvalid: a webhook URL is not https (outside development) or resolves to a
+	// private, loopback, link-local or metadata address (422).
+	CodeWebhookURLInvalid Code = "webhook_url_invalid"
 )
 
 // This service's extensions, documented in openapi.yaml.

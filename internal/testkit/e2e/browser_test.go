@@ -268,6 +268,15 @@ func TestBrowserExpiredRequestsRenewal(t *testing.T) {
 	if db := dbState(t, inv.ID); db.Status != "expired" || db.SeatsReserved != 0 {
 		t.Fatalf("after the requests, Postgres holds %+v", db)
 	}
+	// The portal hears of the request once, through the events feed (and its webhooks).
+	eventually(t, 10*time.Second, "invitation.renewal_requested in the feed", func() bool {
+		return len(f.feed(t, "&type=invitation.renewal_requested")) > 0
+	})
+	if got := typesByInvitation(f.feed(t, ""))[inv.ID]; !slices.Equal(got, []string{"invitation.created", "invitation.sent",
+		"invitation.reminded", "invitation.expired", "invitation.renewal_requested"}) && !slices.Equal(got, []string{
+		"invitation.created", "invitation.sent", "invitation.expired", "invitation.renewal_requested"}) {
+		t.Errorf("the feed of the expired invitation = %v", got)
+	}
 
 	// The administrator renews: the old link says it was replaced, the new one works.
 	var renewed invitation

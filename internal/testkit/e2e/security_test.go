@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 	"github.com/onboarding-service/onboarding/internal/password"
 	"github.com/onboarding-service/onboarding/internal/temporalclient"
+	"github.com/onboarding-service/onboarding/internal/testkit/webhooktest"
 	"github.com/onboarding-service/onboarding/server/api"
 	"github.com/onboarding-service/onboarding/worker"
 )
@@ -66,15 +68,26 @@ func startSidePair(t *testing.T, name string, adjust func(*config.Config)) *side
 		t.Fatal(err)
 	}
 	mainWorker, emailWorker := worker.New(c, cfg, acts)
+	hooks := worker.NewWebhooks(c, cfg, stack.Store, nil, logger)
 	for _, w := range []interface {
 		Start() error
 		Stop()
-	}{emailWorker, mainWorker} {
+	}{emailWorker, hooks.Worker, mainWorker} {
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.Stop)
 	}
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		hooks.Dispatcher.Run(dispatchCtx)
+	}()
+	t.Cleanup(func() {
+		stopDispatch()
+		<-dispatched
+	})
 	p.api = httptest.NewServer(api.New(api.Deps{
 		Config: cfg, Store: stack.Store, Temporal: c, Signer: invitetoken.NewSigner(cfg.TokenSecret, cfg.TokenSecretPrevious...),
 		Hasher: password.NewHasher(2), Logger: logger, Registry: prometheus.NewRegistry(),
@@ -214,6 +227,16 @@ func TestSecretsStayOutOfHistoryLogsAndMetrics(t *testing.T) {
 		"TOKEN_SECRET (hex)": string(stack.Cfg.TokenSecret),
 	}
 	email := unique("Leak.Check")
+	// A webhook endpoint of the account: its events, deliveries and attempt records are
+	// searched too.
+	hook := webhooktest.NewReceiver(t, "")
+	var ep struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	p.portal().do(t, "POST", f.path("/webhooks"), map[string]any{"url": hook.URL() + "/hooks"}).expect(t, 201).decode(t, &ep)
+	hook.SetSecrets(ep.Secret)
+	secrets["webhook secret"] = ep.Secret
 
 	var inv invitation
 	p.portal().do(t, "POST", f.path("/invitations"), f.inviteBody(email)).expect(t, 201).decode(t, &inv)
@@ -274,6 +297,33 @@ func TestSecretsStayOutOfHistoryLogsAndMetrics(t *testing.T) {
 			t.Fatal("the decoded history lacks the invitee's address or the password hash: the search would find nothing")
 		}
 	}
+	// Events out: the feed, every delivery's body and headers, the attempt records, and the
+	// rows behind them hold no token, link or password (the secret only signs).
+	var feed []feedEvent
+	eventually(t, 30*time.Second, "every event delivered", func() bool {
+		feed = f.feed(t, "")
+		return len(feed) > 0 && len(webhooktest.Distinct(hook.Deliveries())) >= len(feed)
+	})
+	feedJSON, _ := json.Marshal(feed)
+	assertAbsent(t, "the event feed", string(feedJSON), secrets)
+	for _, d := range hook.Attempts() {
+		headers, _ := json.Marshal(d.Header)
+		assertAbsent(t, "webhook delivery "+d.WebhookID, string(d.Raw)+string(headers), secrets)
+	}
+	attempts := p.portal().do(t, "GET", f.path("/webhooks/"+ep.ID+"/deliveries?limit=100"), nil).expect(t, 200)
+	assertAbsent(t, "the webhook's delivery records", string(attempts.Body), secrets)
+	var rows string
+	if err := stack.Store.Pool.QueryRow(context.Background(), `
+		select coalesce(string_agg(e.type || ' ' || e.detail || ' ' || coalesce(e.data::text, ''), E'\n'), '') ||
+			coalesce((select string_agg(a.error, E'\n') from webhook_attempts a join webhook_endpoints w on w.id = a.endpoint_id where w.account_id = $1), '')
+		from invitation_events e where e.account_id = $1`, f.AccountID).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	assertAbsent(t, "the events' and attempts' rows", rows, secrets)
+	if !strings.Contains(rows, email) {
+		t.Fatalf("the events' rows lack the invitee's address: the search would find nothing: %.300s", rows)
+	}
+
 	logs := p.logs.String()
 	assertAbsent(t, "the logs", logs, secrets)
 	if !strings.Contains(logs, `"route":"/v1/invitations/accept"`) {

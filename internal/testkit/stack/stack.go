@@ -154,6 +154,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		"BOOTSTRAP_API_TOKEN":   "test-" + RandomHex(16),
 		"EMAIL_RATE_PER_SECOND": "100",
 		"WORKER_METRICS_ADDR":   "127.0.0.1:0",
+		// The tests' webhook receivers listen on 127.0.0.1, as `make run`'s may.
+		"WEBHOOK_ALLOW_LOCALHOST": "true",
+		"WEBHOOK_RETRY_INITIAL":   "1s", // retries within seconds: 1 s, 2 s, 4 s, ...
+		"RESEND_WEBHOOK_SECRET":   ResendWebhookSecret,
 		// Every test calls from 127.0.0.1: rate limits are tested on servers of their own.
 		"RATE_LIMIT_INVITEE_IP":          "0",
 		"RATE_LIMIT_INVITEE_TOKEN":       "0",
@@ -198,6 +202,21 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.defer_(mainWorker.Stop)
+	hooks := worker.NewWebhooks(s.Temporal, s.Cfg, s.Store, nil, s.Logger)
+	if err := hooks.Worker.Start(); err != nil {
+		return nil, err
+	}
+	s.defer_(hooks.Worker.Stop)
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		hooks.Dispatcher.Run(dispatchCtx)
+	}()
+	s.defer_(func() {
+		stopDispatch()
+		<-dispatched
+	})
 	if err := worker.EnsureMaintenanceSchedule(ctx, s.Temporal, s.Cfg); err != nil {
 		return nil, err
 	}
@@ -216,6 +235,9 @@ func (s *Stack) Handler(cfg config.Config, reg *prometheus.Registry) http.Handle
 		Hasher: password.NewHasher(4), Logger: s.Logger, Registry: reg,
 	})
 }
+
+// ResendWebhookSecret is the stack's RESEND_WEBHOOK_SECRET: tests sign provider events with it.
+const ResendWebhookSecret = "whsec_c3RhY2stcmVzZW5kLXdlYmhvb2stc2VjcmV0LTMyYg=="
 
 // Close stops everything Start started, in reverse order.
 func (s *Stack) Close() {

@@ -57,6 +57,12 @@ func loadSettings(dataDir string) (settings, error) {
 	if err := s.encryptPayloads(dataDir); err != nil {
 		return s, err
 	}
+	// A developer's webhook receiver runs on this machine: loopback endpoints are allowed
+	// (private and metadata addresses stay refused). Webhook secrets derive from TOKEN_SECRET,
+	// so with a random one they change at every start, as links do.
+	if os.Getenv("WEBHOOK_ALLOW_LOCALHOST") == "" {
+		s.extraEnv["WEBHOOK_ALLOW_LOCALHOST"] = "true"
+	}
 	s.cfg, err = config.LoadFrom(func(name string) string {
 		if v, ok := s.extraEnv[name]; ok {
 			return v
