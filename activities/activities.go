@@ -38,6 +38,7 @@ type Store interface {
 	GetEmail(ctx context.Context, key string) (store.Email, error)
 	BeginEmail(ctx context.Context, e store.Email, inviteSeq int) (store.Email, error)
 	FinishEmail(ctx context.Context, key string, status contract.DeliveryStatus, providerID, errMsg string) error
+	EditInvitation(ctx context.Context, e store.Edit) (time.Time, error)
 }
 
 // Mailer sends one email. An error that wraps ErrRejected is permanent (the provider refused the

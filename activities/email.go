@@ -107,6 +107,8 @@ type emailData struct {
 	// got the email.
 	Preheader string
 	Footer    string
+	// MessageLines is the inviter's note (the invitation's message), line by line; none when empty.
+	MessageLines []string
 }
 
 // SendEmail renders and sends one email of an invitation, at most once per idempotency key.
@@ -329,6 +331,11 @@ func newEmailData(inv store.Invitation) emailData {
 		InviterName: oneLine(inv.InviterName), InviterEmail: oneLine(inv.InviterEmail),
 		Account: oneLine(inv.AccountName), Application: oneLine(inv.Application), Plan: oneLine(inv.Subscription),
 		Role: oneLine(inv.Role), ExpiresAt: inv.ExpiresAt.UTC().Format(contract.ExpiryLayout),
+	}
+	if msg := strings.TrimSpace(inv.Message); msg != "" {
+		for _, l := range strings.Split(msg, "\n") {
+			d.MessageLines = append(d.MessageLines, oneLine(strings.TrimRight(l, "\r")))
+		}
 	}
 	d.FullName = strings.TrimSpace(d.FirstName + " " + d.LastName)
 	d.Invitee = d.Email

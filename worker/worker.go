@@ -245,6 +245,11 @@ func New(c client.Client, cfg config.Config, acts *activities.Activities, opts .
 	// The accept hands the welcome email to its own workflow, started through this client.
 	acts.Temporal, acts.TaskQueue = c, cfg.TemporalTaskQueue
 	main.RegisterActivity(acts)
+	// Bulk batches create their rows through the API's create path, on the real store (a
+	// worker built over a stand-in store, in tests, runs no batches).
+	if st, ok := acts.Store.(*store.Store); ok {
+		registerBulk(main, c, cfg, st, acts.Logger)
+	}
 
 	email = sdkworker.New(c, contract.EmailTaskQueue(cfg.TemporalTaskQueue), sdkworker.Options{
 		TaskQueueActivitiesPerSecond: cfg.EmailRatePerSecond,

@@ -63,7 +63,7 @@ func (w *invitation) deliverInBackground(ctx workflow.Context, in activities.Sen
 // deliver sends an email and records its delivery as the invitation's, for the invitee's
 // invite and reminder.
 func (w *invitation) deliver(ctx workflow.Context, in activities.SendEmailInput) {
-	res, ok := sendEmail(ctx, in, w.in.AccountID.String(), w.logger(ctx))
+	res, ok := sendEmail(ctx, in, w.in.AccountID.String(), w.in.Bulk, w.logger(ctx))
 	if !ok || res.Status == contract.DeliverySkipped || (in.Kind != contract.KindInvite && in.Kind != contract.KindReminder) {
 		return // delivery describes the invitee's latest invite or reminder
 	}
@@ -82,14 +82,17 @@ func providerReported(s contract.DeliveryStatus) bool {
 // emailPriority orders the shared, rate-limited email queue: the welcome email of someone who
 // has just joined first, then the inviter's renewal request, then invites and reminders, shared
 // fairly between accounts (the fairness key), so that one account's burst of invites never holds
-// another account's single invite or anyone's welcome email behind it. Lower keys go first
-// (Temporal's default is 3).
-func emailPriority(in activities.SendEmailInput, account string) temporal.Priority {
-	switch in.Kind {
-	case contract.KindWelcome:
+// another account's single invite or anyone's welcome email behind it. The invites and
+// reminders of a bulk batch's invitations come last of all, so a batch of a thousand never
+// delays a single invitation's email. Lower keys go first (Temporal's default is 3).
+func emailPriority(in activities.SendEmailInput, account string, bulk bool) temporal.Priority {
+	switch {
+	case in.Kind == contract.KindWelcome:
 		return temporal.Priority{PriorityKey: 1}
-	case contract.KindRenewalRequest:
+	case in.Kind == contract.KindRenewalRequest:
 		return temporal.Priority{PriorityKey: 2, FairnessKey: account}
+	case bulk:
+		return temporal.Priority{PriorityKey: 4, FairnessKey: account}
 	default:
 		return temporal.Priority{PriorityKey: 3, FairnessKey: account}
 	}
@@ -98,17 +101,17 @@ func emailPriority(in activities.SendEmailInput, account string) temporal.Priori
 // Email is the workflow that delivers one email of an invitation outside the invitation's run:
 // the welcome email, which the accept hands over so that the run completes with the accept.
 func Email(ctx workflow.Context, in activities.SendEmailInput) (activities.SendEmailResult, error) {
-	res, _ := sendEmail(ctx, in, "", log.With(workflow.GetLogger(ctx), "invitation_id", in.InvitationID, "kind", in.Kind))
+	res, _ := sendEmail(ctx, in, "", false, log.With(workflow.GetLogger(ctx), "invitation_id", in.InvitationID, "kind", in.Kind))
 	return res, nil
 }
 
 // sendEmail runs the email activity on the throttled email task queue and records a failure:
 // a failure is recorded, not fatal, since the administrator sees it and can resend or re-invite.
 // It returns false when the email was given up (cancelled).
-func sendEmail(ctx workflow.Context, in activities.SendEmailInput, account string, logger log.Logger) (activities.SendEmailResult, bool) {
+func sendEmail(ctx workflow.Context, in activities.SendEmailInput, account string, bulk bool, logger log.Logger) (activities.SendEmailResult, bool) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              contract.EmailTaskQueue(workflow.GetInfo(ctx).TaskQueueName),
-		Priority:               emailPriority(in, account),
+		Priority:               emailPriority(in, account, bulk),
 		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: 24 * time.Hour, // as long as Resend keeps an Idempotency-Key
 		Summary:                "Send the " + string(in.Kind) + " email",

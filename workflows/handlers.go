@@ -44,6 +44,8 @@ func (w *invitation) create(ctx workflow.Context) (contract.State, error) {
 		Application: w.in.Application, Role: w.in.Role, GroupIDs: w.in.GroupIDs, UserID: w.in.UserID,
 		Email: w.in.Email, FirstName: w.in.FirstName, LastName: w.in.LastName, Phone: w.in.Phone,
 		InviterName: w.in.Inviter.Name, InviterEmail: w.in.Inviter.Email, ExpiresAt: expires,
+		ExpiresIn: w.in.Settings.TTL, HoldEmail: w.in.HoldEmail, Message: w.in.Message,
+		Metadata: w.in.Metadata, RedirectURL: w.in.RedirectURL,
 	}
 	if w.v2 {
 		in.CreateRun = workflow.GetInfo(ctx).WorkflowExecution.RunID
@@ -77,6 +79,9 @@ func (w *invitation) create(ctx workflow.Context) (contract.State, error) {
 	w.st.Generation = 1
 	w.st.ExpiresAt = expires
 	w.st.Delivery = contract.Delivery{Status: contract.DeliveryQueued}
+	if w.in.HoldEmail {
+		w.st.Delivery = contract.Delivery{} // nothing is sent until a resend
+	}
 	return w.st, nil
 }
 
@@ -218,6 +223,9 @@ func (w *invitation) renew(ctx workflow.Context) (contract.State, error) {
 	w.st.ExpiresAt = expires
 	w.st.InviteSent, w.st.ReminderSent = false, false
 	w.st.Delivery = contract.Delivery{Status: contract.DeliveryQueued}
+	if w.emailHeld() {
+		w.st.Delivery = contract.Delivery{}
+	}
 	return w.st, nil
 }
 

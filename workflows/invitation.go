@@ -111,6 +111,7 @@ func (w *invitation) setup(ctx workflow.Context) error {
 		{contract.UpdateRenew, w.renew, w.validateRenew},
 		{contract.UpdateRevoke, w.revoke, w.validateRevoke},
 		{contract.UpdateRequestRenewal, w.requestRenewal, w.validateRequestRenewal},
+		{contract.UpdateEdit, w.edit, w.validateEdit},
 	}
 	for _, h := range handlers {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.handler,
@@ -160,7 +161,7 @@ func (w *invitation) run(ctx workflow.Context) (contract.State, error) {
 		w.publish(ctx)
 		switch w.st.Status {
 		case contract.StatusPending:
-			if !w.st.InviteSent {
+			if !w.st.InviteSent && !w.emailHeld() {
 				w.sendInBackground(ctx, contract.KindInvite)
 			}
 			if err := w.waitPending(ctx); err != nil {
@@ -201,18 +202,21 @@ func yield(ctx workflow.Context) error {
 func (w *invitation) waitPending(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	due, reminder, summary := w.nextWakeUp(now)
-	gen, expires := w.st.Generation, w.st.ExpiresAt
+	gen, expires, sent := w.st.Generation, w.st.ExpiresAt, w.st.InviteSent
 	tctx, cancel := workflow.WithCancel(ctx)
 	timer := workflow.NewTimerWithOptions(tctx, max(due.Sub(now), 0), workflow.TimerOptions{Summary: summary})
+	// A new link, a new expiry (an edit) or a first email (a resend of an invitation created
+	// without one: its reminder is now due) each need the next wake-up computed again.
 	moved := func() bool {
-		return w.st.Status != contract.StatusPending || w.st.Generation != gen || !w.st.ExpiresAt.Equal(expires) || w.historyFull(ctx)
+		return w.st.Status != contract.StatusPending || w.st.Generation != gen || !w.st.ExpiresAt.Equal(expires) ||
+			w.st.InviteSent != sent || w.historyFull(ctx)
 	}
 	if err := workflow.Await(ctx, func() bool { return timer.IsReady() || moved() }); err != nil {
 		return err
 	}
 	if !timer.IsReady() {
 		if w.st.Status == contract.StatusPending && !w.historyFull(ctx) {
-			cancel() // a new link or a new expiry: the next wait arms its own timer
+			cancel() // the next wait arms its own timer
 		}
 		return nil
 	}
@@ -234,7 +238,7 @@ func (w *invitation) waitPending(ctx workflow.Context) error {
 // still due before the expiry, or its expiry.
 func (w *invitation) nextWakeUp(now time.Time) (due time.Time, reminder bool, summary string) {
 	due = w.st.ExpiresAt
-	if at := w.reminderAt(); !w.st.ReminderSent && at.After(now) && at.Before(due) {
+	if at := w.reminderAt(); w.st.InviteSent && !w.st.ReminderSent && at.After(now) && at.Before(due) {
 		due, reminder = at, true
 	}
 	summary = fmt.Sprintf("Expiry of generation %d", w.st.Generation)
@@ -335,6 +339,10 @@ func (w *invitation) waitingFor() string {
 	case "":
 		return "Waiting for the create update."
 	case contract.StatusPending:
+		if w.emailHeld() {
+			return fmt.Sprintf("Waiting for %s to accept or decline until %s (generation %d): created without an email, the portal shares the link.",
+				contract.MaskEmail(w.in.Email), w.st.ExpiresAt.UTC().Format(time.RFC3339), w.st.Generation)
+		}
 		if !w.st.InviteSent {
 			return fmt.Sprintf("Sending the invitation email (generation %d).", w.st.Generation)
 		}
@@ -357,6 +365,10 @@ func (w *invitation) waitingFor() string {
 }
 
 func (w *invitation) id() uuid.UUID { return w.in.InvitationID }
+
+// emailHeld reports whether the invitee's emails are held back: created with send_email false,
+// and no invite email sent yet (a resend sends the first, and the invitation emails from then on).
+func (w *invitation) emailHeld() bool { return w.in.HoldEmail && w.st.Sends == 0 }
 
 // logger is the workflow's replay-safe logger with the invitation's and account's ids on every
 // line (the SDK adds the workflow and run ids).

@@ -110,6 +110,7 @@ type harness struct {
 	emails     []call[activities.SendEmailInput] // every attempt
 	marks      []call[activities.MarkEmailFailedInput]
 	events     []call[activities.RecordEventInput]
+	edits      []call[store.Edit]
 	locals     []string       // the activities run as local activities, in order
 	searchAttr map[string]any // the start's typed search attributes merged with the upserts, by name
 	upserts    []string       // every upserted attribute as name=value, in order
@@ -229,6 +230,17 @@ func (h *harness) mockActivities() {
 			defer h.mu.Unlock()
 			h.events = append(h.events, call[activities.RecordEventInput]{in, h.now(), attempt(ctx)})
 			return nil
+		})
+	env.OnActivity(a.EditInvitation, mock.Anything, mock.Anything).
+		Return(func(ctx context.Context, in store.Edit) (activities.EditResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.edits = append(h.edits, call[store.Edit]{in, h.now(), attempt(ctx)})
+			res := activities.EditResult{ExpiresAt: expiry}
+			if in.ExpiresAt != nil {
+				res.ExpiresAt = *in.ExpiresAt
+			}
+			return res, nil
 		})
 	env.OnActivity(a.MarkEmailFailed, mock.Anything, mock.Anything).
 		Return(func(ctx context.Context, in activities.MarkEmailFailedInput) error {

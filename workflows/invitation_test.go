@@ -45,6 +45,7 @@ func TestCreateSendsInviteAndPublishesState(t *testing.T) {
 		Application: "analytics", Role: "editor", GroupIDs: []uuid.UUID{groupID},
 		Email: inviteeEmail, FirstName: "Jane", LastName: "Doe", Phone: "+44 20 7946 0000",
 		InviterName: "Alice Admin", InviterEmail: "alice@acme.example", ExpiresAt: c.In.ExpiresAt, CreateRun: c.In.CreateRun,
+		ExpiresIn: settings.TTL, // the invitation's own validity, recorded for its renewals
 	}, c.In)
 	assert.True(t, expiry.Equal(c.In.ExpiresAt), "recorded expiry %v", c.In.ExpiresAt)
 	assert.NotEmpty(t, c.In.CreateRun, "the row names the run that created it")

@@ -4,6 +4,7 @@
 package apiview
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/onboarding-service/onboarding/workflows/contract"
@@ -46,6 +47,15 @@ type Invitation struct {
 	UpdatedAt      time.Time       `json:"updated_at"`
 	Delivery       *Delivery       `json:"delivery"`
 	Inviter        *Person         `json:"inviter"`
+	// The options the invitation was created (or edited) with: its validity in seconds (null
+	// for invitations from before it was recorded), whether its first email was sent, the
+	// inviter's note (null: none), the portal's metadata ({} when none) and where the hosted
+	// page sends the invitee after accepting (null: nowhere).
+	ExpiresIn   *int64          `json:"expires_in"`
+	SendEmail   bool            `json:"send_email"`
+	Message     *string         `json:"message"`
+	Metadata    json.RawMessage `json:"metadata"`
+	RedirectURL *string         `json:"redirect_url"`
 }
 
 // InvitationOf renders a row; inviteURL is the link of a pending invitation (nil for none).
@@ -82,6 +92,8 @@ func InvitationOf(inv store.Invitation, inviteURL *string) Invitation {
 			e := inv.DeliveryError
 			v.Delivery.Error = &e
 		}
+	case pending && inv.HoldEmail && inv.Sends == 0:
+		// Created with send_email false: nothing was sent, or is on its way.
 	case pending:
 		// Created, with its first email not recorded yet: it is on its way.
 		v.Delivery = &Delivery{Status: contract.DeliveryQueued}
@@ -89,7 +101,26 @@ func InvitationOf(inv store.Invitation, inviteURL *string) Invitation {
 	if inv.InviterName != "" || inv.InviterEmail != "" {
 		v.Inviter = &Person{Name: inv.InviterName, Email: inv.InviterEmail}
 	}
+	v.SendEmail = !inv.HoldEmail
+	if inv.ExpiresIn > 0 {
+		n := int64(inv.ExpiresIn / time.Second)
+		v.ExpiresIn = &n
+	}
+	v.Message = optional(inv.Message)
+	v.RedirectURL = optional(inv.RedirectURL)
+	v.Metadata = inv.Metadata
+	if len(v.Metadata) == 0 {
+		v.Metadata = json.RawMessage("{}")
+	}
 	return v
+}
+
+// optional is s, or nil for "".
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // Event is a public event: the feed's item and a webhook's body.

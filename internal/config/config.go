@@ -46,7 +46,10 @@ type Config struct {
 	// a way to flood someone's mailbox.
 	EmailRecipientDailyCap int
 
-	InvitationTTL       time.Duration
+	InvitationTTL time.Duration
+	// InvitationTTLMax is the longest expires_in a create or edit may ask for
+	// (INVITATION_TTL_MAX, 720h).
+	InvitationTTLMax    time.Duration
 	ReminderBefore      time.Duration
 	ResendMinInterval   time.Duration
 	TokenSecret         []byte
@@ -140,6 +143,7 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		EmailFrom:         str("EMAIL_FROM", "Onboarding <onboarding@localhost>"),
 		PublicBaseURL:     strings.TrimRight(str("PUBLIC_BASE_URL", "http://localhost:8080"), "/"),
 		InvitationTTL:     dur("INVITATION_TTL", "168h", false),
+		InvitationTTLMax:  dur("INVITATION_TTL_MAX", "720h", false),
 		ReminderBefore:    dur("INVITATION_REMINDER_BEFORE", "48h", true),
 		ResendMinInterval: dur("RESEND_MIN_INTERVAL", "60s", true),
 		BootstrapAPIToken: str("BOOTSTRAP_API_TOKEN", ""),
@@ -177,6 +181,12 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 	}
 	if c.ReminderBefore >= c.InvitationTTL && c.InvitationTTL > 0 && c.ReminderBefore > 0 {
 		errs = append(errs, fmt.Errorf("INVITATION_REMINDER_BEFORE: %s must be shorter than INVITATION_TTL (%s)", c.ReminderBefore, c.InvitationTTL))
+	}
+	if c.InvitationTTLMax < c.InvitationTTL {
+		errs = append(errs, fmt.Errorf("INVITATION_TTL_MAX: %s must not be shorter than INVITATION_TTL (%s)", c.InvitationTTLMax, c.InvitationTTL))
+	}
+	if c.InvitationTTLMax < time.Minute {
+		errs = append(errs, fmt.Errorf("INVITATION_TTL_MAX: %s must be at least 1m, the shortest expires_in", c.InvitationTTLMax))
 	}
 	rate := str("EMAIL_RATE_PER_SECOND", "2")
 	if f, err := strconv.ParseFloat(rate, 64); err != nil || f <= 0 {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -33,6 +34,32 @@ type NewInvitation struct {
 	// CreateRun is the workflow run that records the row (empty for runs of lifecycle 0): a
 	// create that run abandoned (AbandonCreate) refuses to commit late.
 	CreateRun string `json:",omitempty"`
+	// The options of CONTRACT.md "Invitation options". ExpiresIn is the invitation's validity,
+	// also that of its renewals (zero for rows from before it was recorded: INVITATION_TTL);
+	// HoldEmail (send_email false) sends nothing until a resend; Metadata is a JSON object,
+	// copied onto the membership on acceptance.
+	ExpiresIn   time.Duration   `json:",omitempty"`
+	HoldEmail   bool            `json:",omitempty"`
+	Message     string          `json:",omitempty"`
+	Metadata    json.RawMessage `json:",omitempty"`
+	RedirectURL string          `json:",omitempty"`
+}
+
+// metadataArg is a metadata object as a query argument: {} when there is none.
+func metadataArg(m json.RawMessage) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	return string(m)
+}
+
+// secondsArg is a validity as the expires_in column: whole seconds, null for none.
+func secondsArg(d time.Duration) *int64 {
+	if d <= 0 {
+		return nil
+	}
+	n := int64(d / time.Second)
+	return &n
 }
 
 // CreateInvitation records a pending invitation and reserves its seat, atomically. created is
@@ -72,16 +99,19 @@ func (s *Store) CreateInvitation(ctx context.Context, n NewInvitation) (created 
 			return err
 		}
 		// sends starts at 1: the workflow emails the invite right after, and the portal's 201
-		// should already say so.
+		// should already say so (0 when the email is held back).
 		if n.GroupIDs == nil {
 			n.GroupIDs = []uuid.UUID{}
 		}
 		_, err = tx.Exec(ctx, `
 			insert into invitations (id, account_id, subscription_id, application, role, group_ids, user_id,
-				email, first_name, last_name, phone, inviter_name, inviter_email, status, generation, expires_at, sends, create_run)
-			values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'pending',1,$14,1,nullif($15, ''))`,
+				email, first_name, last_name, phone, inviter_name, inviter_email, status, generation, expires_at, sends, create_run,
+				expires_in, send_email, message, metadata, redirect_url)
+			values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'pending',1,$14,case when $17 then 1 else 0 end,nullif($15, ''),
+				$16,$17,$18,$19::jsonb,$20)`,
 			n.ID, n.AccountID, n.SubscriptionID, n.Application, n.Role, n.GroupIDs, n.UserID,
-			n.Email, n.FirstName, n.LastName, n.Phone, n.InviterName, n.InviterEmail, n.ExpiresAt, n.CreateRun)
+			n.Email, n.FirstName, n.LastName, n.Phone, n.InviterName, n.InviterEmail, n.ExpiresAt, n.CreateRun,
+			secondsArg(n.ExpiresIn), !n.HoldEmail, n.Message, metadataArg(n.Metadata), n.RedirectURL)
 		if constraintOf(err) == "invitations_one_pending" {
 			return errPendingExists
 		}

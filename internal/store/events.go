@@ -30,6 +30,8 @@ func snapshotOf(id string) string {
 	'inviter_name', i.inviter_name, 'inviter_email', i.inviter_email, 'status', i.status,
 	'generation', i.generation, 'expires_at', i.expires_at, 'sends', i.sends,
 	'created_at', i.created_at, 'updated_at', i.updated_at,
+	'expires_in', i.expires_in, 'send_email', i.send_email, 'message', i.message, 'metadata', i.metadata,
+	'redirect_url', i.redirect_url,
 	'delivery_status', coalesce((select e.status from emails e where e.invitation_id = i.id and e.kind in ('invite', 'reminder') order by e.created_at desc limit 1), ''),
 	'delivery_error', coalesce((select e.error from emails e where e.invitation_id = i.id and e.kind in ('invite', 'reminder') order by e.created_at desc limit 1), ''))
 	from invitations i where i.id = ` + id + `)`
@@ -76,6 +78,11 @@ type eventSnapshot struct {
 	UpdatedAt      time.Time               `json:"updated_at"`
 	DeliveryStatus contract.DeliveryStatus `json:"delivery_status"`
 	DeliveryError  string                  `json:"delivery_error"`
+	ExpiresIn      *int64                  `json:"expires_in"`
+	SendEmail      *bool                   `json:"send_email"` // absent from events written before options existed
+	Message        string                  `json:"message"`
+	Metadata       json.RawMessage         `json:"metadata"`
+	RedirectURL    string                  `json:"redirect_url"`
 }
 
 func (s eventSnapshot) invitation() Invitation {
@@ -85,6 +92,11 @@ func (s eventSnapshot) invitation() Invitation {
 	inv.Role, inv.GroupIDs, inv.UserID, inv.Email = s.Role, s.GroupIDs, s.UserID, s.Email
 	inv.FirstName, inv.LastName, inv.Phone = s.FirstName, s.LastName, s.Phone
 	inv.InviterName, inv.InviterEmail, inv.ExpiresAt = s.InviterName, s.InviterEmail, s.ExpiresAt
+	inv.Message, inv.Metadata, inv.RedirectURL = s.Message, s.Metadata, s.RedirectURL
+	inv.HoldEmail = s.SendEmail != nil && !*s.SendEmail
+	if s.ExpiresIn != nil {
+		inv.ExpiresIn = time.Duration(*s.ExpiresIn) * time.Second
+	}
 	if inv.GroupIDs == nil {
 		inv.GroupIDs = []uuid.UUID{}
 	}

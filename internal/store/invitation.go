@@ -26,6 +26,8 @@ type Invitation struct {
 	// Delivery of the latest email; DeliveryStatus is "" when none was attempted yet.
 	DeliveryStatus contract.DeliveryStatus
 	DeliveryError  string
+	// Edits counts the PATCHes the invitation has had.
+	Edits int
 }
 
 // Event is one entry of an invitation's story.
@@ -43,7 +45,8 @@ const invitationColumns = `
 	i.sends,
 	i.created_at, i.updated_at,
 	coalesce((select e.status from emails e where e.invitation_id = i.id and e.kind in ('invite', 'reminder') order by e.created_at desc limit 1), ''),
-	coalesce((select e.error from emails e where e.invitation_id = i.id and e.kind in ('invite', 'reminder') order by e.created_at desc limit 1), '')`
+	coalesce((select e.error from emails e where e.invitation_id = i.id and e.kind in ('invite', 'reminder') order by e.created_at desc limit 1), ''),
+	i.expires_in, i.send_email, i.message, i.metadata, i.redirect_url, i.edits`
 
 const invitationFrom = `
 	from invitations i
@@ -52,16 +55,23 @@ const invitationFrom = `
 
 func scanInvitation(row pgx.Row) (Invitation, error) {
 	var inv Invitation
+	var expiresIn *int64
+	var sendEmail bool
 	err := row.Scan(&inv.ID, &inv.AccountID, &inv.AccountName, &inv.SubscriptionID, &inv.Subscription,
 		&inv.Application, &inv.Role, &inv.GroupIDs, &inv.UserID, &inv.Email, &inv.FirstName, &inv.LastName,
 		&inv.Phone, &inv.InviterName, &inv.InviterEmail, &inv.Status, &inv.Generation, &inv.ExpiresAt,
-		&inv.Sends, &inv.CreatedAt, &inv.UpdatedAt, &inv.DeliveryStatus, &inv.DeliveryError)
+		&inv.Sends, &inv.CreatedAt, &inv.UpdatedAt, &inv.DeliveryStatus, &inv.DeliveryError,
+		&expiresIn, &sendEmail, &inv.Message, &inv.Metadata, &inv.RedirectURL, &inv.Edits)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return inv, ErrNotFound
 	}
 	if inv.GroupIDs == nil {
 		inv.GroupIDs = []uuid.UUID{}
 	}
+	if expiresIn != nil {
+		inv.ExpiresIn = time.Duration(*expiresIn) * time.Second
+	}
+	inv.HoldEmail = !sendEmail
 	return inv, err
 }
 

@@ -183,7 +183,8 @@ func (s *Store) RenewInvitation(ctx context.Context, id uuid.UUID, generation in
 		if err := reserveSeat(ctx, tx, inv.subscriptionID); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `update invitations set status = 'pending', generation = $2, expires_at = $3, sends = sends + 1, updated_at = now() where id = $1`,
+		_, err = tx.Exec(ctx, `update invitations set status = 'pending', generation = $2, expires_at = $3,
+			sends = sends + case when send_email or sends > 0 then 1 else 0 end, updated_at = now() where id = $1`,
 			id, generation, expiresAt)
 		if constraintOf(err) == "invitations_one_pending" {
 			return errPendingExists
@@ -233,10 +234,11 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 		// stay): the accept is refused, and the transaction rolls back.
 		member := false
 		b.Queue(`
-			insert into memberships (account_id, user_id, role, group_ids, state, invitation_id)
-			values ($1, $2, $3, $4, 'active', $5)
+			insert into memberships (account_id, user_id, role, group_ids, state, invitation_id, metadata)
+			values ($1, $2, $3, $4, 'active', $5, (select metadata from invitations where id = $5))
 			on conflict (account_id, user_id) do update
-			set role = excluded.role, group_ids = excluded.group_ids, state = 'active', invitation_id = excluded.invitation_id
+			set role = excluded.role, group_ids = excluded.group_ids, state = 'active', invitation_id = excluded.invitation_id,
+				metadata = excluded.metadata
 			where memberships.state <> 'active' or memberships.invitation_id = excluded.invitation_id
 			returning true`,
 			inv.accountID, userID, inv.role, inv.groupIDs, id).QueryRow(func(row pgx.Row) error {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -132,6 +133,9 @@ type AccountUser struct {
 	State     string
 	// InvitationID is the invitation behind an invited or invitation_expired entry.
 	InvitationID *uuid.UUID
+	// Metadata is the membership's (copied from the invitation that provisioned it), or the
+	// invitation's for an invited person: a JSON object.
+	Metadata json.RawMessage
 }
 
 // AccountKnowsUser reports whether the account knows the user: a member (of any state), or a
@@ -155,24 +159,24 @@ func (s *Store) AccountKnowsUser(ctx context.Context, accountID uuid.UUID, u Use
 func (s *Store) ListAccountUsers(ctx context.Context, accountID uuid.UUID, reach bool) ([]AccountUser, error) {
 	rows, err := s.Pool.Query(ctx, `
 		with members as (
-			select m.user_id, u.email, u.first_name, u.last_name, m.role, m.group_ids, m.state
+			select m.user_id, u.email, u.first_name, u.last_name, m.role, m.group_ids, m.state, m.metadata
 			from memberships m join users u on u.id = m.user_id
 			where m.account_id = $1
 		), latest as (
 			select distinct on (lower(i.email)) i.id, i.user_id, i.email, i.first_name, i.last_name,
-			       i.role, i.group_ids, i.status
+			       i.role, i.group_ids, i.status, i.metadata
 			from invitations i
 			where i.account_id = $1
 			-- the live invitation first: a renewed older one can be pending behind a newer closed one
 			order by lower(i.email), (i.status = 'pending') desc, i.updated_at desc, i.id desc
 		)
 		select * from (
-			select user_id, email, first_name, last_name, role, group_ids, state, null::uuid as invitation_id
+			select user_id, email, first_name, last_name, role, group_ids, state, null::uuid as invitation_id, metadata
 			from members
 			union all
 			select coalesce(l.user_id, (select u.id from users u where $2 and lower(u.email) = lower(l.email))),
 			       l.email, l.first_name, l.last_name, l.role, l.group_ids,
-			       case l.status when 'pending' then 'invited' else 'invitation_expired' end, l.id
+			       case l.status when 'pending' then 'invited' else 'invitation_expired' end, l.id, l.metadata
 			from latest l
 			where l.status in ('pending', 'expired')
 			  and not exists (select 1 from members m where m.user_id = l.user_id or lower(m.email) = lower(l.email))
@@ -183,7 +187,7 @@ func (s *Store) ListAccountUsers(ctx context.Context, accountID uuid.UUID, reach
 	}
 	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AccountUser, error) {
 		var u AccountUser
-		err := r.Scan(&u.UserID, &u.Email, &u.FirstName, &u.LastName, &u.Role, &u.GroupIDs, &u.State, &u.InvitationID)
+		err := r.Scan(&u.UserID, &u.Email, &u.FirstName, &u.LastName, &u.Role, &u.GroupIDs, &u.State, &u.InvitationID, &u.Metadata)
 		if u.GroupIDs == nil {
 			u.GroupIDs = []uuid.UUID{}
 		}

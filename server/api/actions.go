@@ -50,6 +50,12 @@ func (s *Server) invitationAction(kind invitationActionKind) func(*gin.Context) 
 				return err
 			}
 		}
+		if kind == actionRenew {
+			// A new link goes only to an address the account's settings allow today.
+			if err := s.creator.CheckPolicy(ctx, inv.AccountID, inv.Email, ""); err != nil {
+				return err
+			}
+		}
 		updateID := actionUpdateID(kind, inv, key)
 		var arg any
 		if kind == actionRevoke {

@@ -5,21 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/onboarding-service/onboarding/server/invitee"
 	"github.com/onboarding-service/onboarding/server/problem"
-	"github.com/onboarding-service/onboarding/server/workflowclient"
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/onboarding-service/onboarding/internal/config"
-	"github.com/onboarding-service/onboarding/internal/emailhash"
 	"github.com/onboarding-service/onboarding/internal/store"
 )
 
@@ -39,46 +34,21 @@ func (s *Server) createInvitation(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := readRequest(c, decodeInvitation)
+	req, err := readRequest(c, func(data []byte) (newInvitation, *problem.Problem) {
+		return decodeInvitationUpTo(data, s.cfg.InvitationTTLMax)
+	})
 	if err != nil {
-		return err
-	}
-	sub, err := s.store.GetSubscription(ctx, acc.ID, req.SubscriptionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return problem.New(contract.CodeNotFound, "The account has no subscription %s.", req.SubscriptionID)
-	}
-	if err != nil {
-		return err
-	}
-	if err := s.checkRoleAndGroups(ctx, acc.ID, sub, req); err != nil {
 		return err
 	}
 	id := uuid.Must(uuid.NewV7())
-	in := s.invitationInput(id, acc, sub, req)
-	if req.UserID != nil {
-		// An existing user is invited under the name and address the service knows them by.
-		// A token scoped to an account names only people that account knows: anyone else is
-		// "no such user", as one that does not exist, so it learns nothing of other accounts.
-		u, err := s.store.GetUser(ctx, *req.UserID)
-		if err == nil && !fullReach(c) {
-			var known bool
-			if known, err = s.store.AccountKnowsUser(ctx, acc.ID, u); err == nil && !known {
-				err = store.ErrNotFound
-			}
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			return problem.New(contract.CodeNotFound, "No user %s.", *req.UserID)
-		}
-		if err != nil {
-			return err
-		}
-		in.UserID, in.Email, in.FirstName, in.LastName, in.Phone = &u.ID, u.Email, u.FirstName, u.LastName, u.Phone
+	in, sub, err := s.creator.Input(ctx, acc, fullReach(c), req, id)
+	if err != nil {
+		return err
 	}
-	in.EmailHash = emailhash.Hash(s.cfg.EmailHashKey, in.Email)
 
 	first := true
 	if key != "" {
-		claimed, same, err := s.store.ClaimIdempotencyKey(ctx, acc.ID, key, req.hash(), id)
+		claimed, same, err := s.store.ClaimIdempotencyKey(ctx, acc.ID, key, req.Hash(), id)
 		if err != nil {
 			return err
 		}
@@ -102,24 +72,13 @@ func (s *Server) createInvitation(c *gin.Context) error {
 		}
 	}
 	if first {
-		if err := s.precheck(ctx, sub, in); err != nil {
+		if err := s.creator.Precheck(ctx, sub, in); err != nil {
 			return err
 		}
 	}
 
-	st, err := s.workflows.Start(ctx, in)
+	st, err := s.creator.Start(ctx, in)
 	if err != nil {
-		var p *problem.Problem
-		if errors.As(err, &p) && p.Code == contract.CodeDuplicateInvitation {
-			// Name the invitation that won the race; it may be gone again already.
-			if dup := s.duplicateProblem(ctx, acc.ID, in.Email); !errors.Is(dup, store.ErrNotFound) {
-				return dup
-			}
-			return p
-		}
-		if errors.Is(err, workflowclient.ErrWorkflowClosed) { // update-with-start starts a run; NotFound is not expected
-			return problem.Unavailable(err)
-		}
 		return err
 	}
 	// Created: the answer is 201 whatever happens to this read, since a 503 would tell the
@@ -155,46 +114,23 @@ func (s *Server) readCreated(ctx context.Context, id uuid.UUID) (store.Invitatio
 // createdAsRecorded is the invitation as the create recorded it, from the workflow's input and
 // its answer: what the row holds until its first email goes out.
 func createdAsRecorded(in contract.InvitationInput, st contract.State, now time.Time) store.Invitation {
-	return store.Invitation{
+	inv := store.Invitation{
 		NewInvitation: store.NewInvitation{
 			ID: in.InvitationID, AccountID: in.AccountID, SubscriptionID: in.SubscriptionID, Application: in.Application,
 			Role: in.Role, GroupIDs: in.GroupIDs, UserID: in.UserID, Email: in.Email, FirstName: in.FirstName,
 			LastName: in.LastName, Phone: in.Phone, InviterName: in.Inviter.Name, InviterEmail: in.Inviter.Email,
 			ExpiresAt: st.ExpiresAt.Truncate(time.Microsecond),
+			ExpiresIn: in.Settings.TTL, HoldEmail: in.HoldEmail, Message: in.Message, Metadata: in.Metadata,
+			RedirectURL: in.RedirectURL,
 		},
 		AccountName: in.AccountName, Subscription: in.SubscriptionName,
 		Status: contract.StatusPending, Generation: 1, Sends: 1,
 		CreatedAt: now, UpdatedAt: now, DeliveryStatus: contract.DeliveryQueued,
 	}
-}
-
-// invitationInput is what the workflow starts with: everything it needs to record the
-// invitation and write its emails, and the lifecycle settings fixed for its whole life.
-func (s *Server) invitationInput(id uuid.UUID, acc store.Account, sub store.Subscription, req newInvitation) contract.InvitationInput {
-	in := contract.InvitationInput{
-		InvitationID:     id,
-		AccountID:        acc.ID,
-		AccountName:      acc.Name,
-		SubscriptionID:   sub.ID,
-		SubscriptionName: sub.Name,
-		Application:      sub.Application,
-		Role:             req.Role,
-		GroupIDs:         req.GroupIDs,
-		Email:            req.Email,
-		FirstName:        req.FirstName,
-		LastName:         req.LastName,
-		Phone:            req.Phone,
-		Settings:         lifecycleSettings(s.cfg),
+	if in.HoldEmail {
+		inv.Sends, inv.DeliveryStatus = 0, ""
 	}
-	if req.Inviter != nil {
-		in.Inviter = *req.Inviter
-	}
-	return in
-}
-
-// lifecycleSettings are the lifecycle durations a run starts with.
-func lifecycleSettings(cfg config.Config) contract.Settings {
-	return contract.Settings{TTL: cfg.InvitationTTL, ReminderBefore: cfg.ReminderBefore, ResendMinInterval: cfg.ResendMinInterval}
+	return inv
 }
 
 func (s *Server) answerCreated(c *gin.Context, inv store.Invitation) error {
@@ -222,63 +158,6 @@ func idempotencyKey(values []string) (string, error) {
 		return "", problem.InvalidField("Idempotency-Key", fmt.Sprintf("must be 1 to %d visible ASCII characters", maxIdemKeyLen))
 	}
 	return key, nil
-}
-
-// checkRoleAndGroups refuses a role the subscription does not have and groups of other
-// accounts, naming each bad field.
-func (s *Server) checkRoleAndGroups(ctx context.Context, accountID uuid.UUID, sub store.Subscription, req newInvitation) error {
-	var v fieldChecker
-	if !sub.HasRole(req.Role) {
-		v.add("role", "must be one of the subscription's roles: "+strings.Join(sub.Roles, ", "))
-	}
-	if len(req.GroupIDs) > 0 {
-		missing, err := s.store.GroupsNotInAccount(ctx, accountID, req.GroupIDs)
-		if err != nil {
-			return err
-		}
-		for i, g := range req.GroupIDs {
-			if slices.Contains(missing, g) {
-				v.add(req.groupFields[i], "is not a group of this account")
-			}
-		}
-	}
-	if p := v.problem(); p != nil {
-		return p
-	}
-	return nil
-}
-
-// precheck answers the common refusals clearly before anything starts. The workflow's
-// create checks the same things again inside one transaction; this only makes the usual
-// case fast and its answer precise.
-func (s *Server) precheck(ctx context.Context, sub store.Subscription, in contract.InvitationInput) error {
-	member, err := s.store.IsActiveMember(ctx, in.AccountID, in.UserID, in.Email)
-	if err != nil {
-		return err
-	}
-	if member {
-		return problem.New(contract.CodeAlreadyMember, "%s is already an active user of this account.", in.Email)
-	}
-	if err := s.duplicateProblem(ctx, in.AccountID, in.Email); !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if sub.SeatsAvailable() == 0 {
-		return problem.New(contract.CodeSeatsExhausted, "Subscription %q has no free seat: its %d seats are assigned or held by pending invitations.",
-			sub.Name, sub.Seats)
-	}
-	return nil
-}
-
-// duplicateProblem is the duplicate_invitation problem naming the pending invitation for
-// email, or store.ErrNotFound when there is none.
-func (s *Server) duplicateProblem(ctx context.Context, accountID uuid.UUID, email string) error {
-	id, err := s.store.PendingInvitationID(ctx, accountID, email)
-	if err != nil {
-		return err
-	}
-	p := problem.New(contract.CodeDuplicateInvitation, "A pending invitation for this email exists in the account: %s.", id)
-	p.InvitationID = id.String()
-	return p
 }
 
 // listInvitations answers a page of the account's invitations, newest first.

@@ -28,6 +28,10 @@ type previewView struct {
 	RequiresPassword bool            `json:"requires_password"`
 	// RequiresSignIn: the invitee is an existing user, who accepts with their current password.
 	RequiresSignIn bool `json:"requires_sign_in"`
+	// Message is the inviter's note (null: none); RedirectURL is where to send the invitee after
+	// accepting, given only while its origin is in the account's allowed_redirect_origins.
+	Message     *string `json:"message"`
+	RedirectURL *string `json:"redirect_url"`
 }
 
 type acceptView struct {
@@ -60,6 +64,12 @@ func (s *Server) preview(ctx context.Context, token string) (previewView, error)
 	}
 	if inv.InviterName != "" || inv.InviterEmail != "" {
 		v.Inviter = &personView{Name: inv.InviterName, Email: inv.InviterEmail}
+	}
+	if inv.Message != "" {
+		v.Message = &inv.Message
+	}
+	if inv.RedirectURL != "" && s.redirectAllowed(ctx, inv.AccountID, inv.RedirectURL) {
+		v.RedirectURL = &inv.RedirectURL
 	}
 	return v, nil
 }

@@ -1,13 +1,14 @@
 package api
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/onboarding-service/onboarding/server/invitecreate"
 	"github.com/onboarding-service/onboarding/server/jsonbody"
 	"github.com/onboarding-service/onboarding/server/problem"
 	"github.com/onboarding-service/onboarding/workflows/contract"
@@ -45,6 +46,12 @@ type createInvitationBody struct {
 	Role           string      `json:"role"`
 	GroupIDs       []string    `json:"group_ids" max:"100"`
 	Inviter        *personBody `json:"inviter"`
+	// Options (options.go).
+	ExpiresIn   *int64          `json:"expires_in"`
+	SendEmail   *bool           `json:"send_email"`
+	Message     *string         `json:"message"`
+	Metadata    json.RawMessage `json:"metadata"`
+	RedirectURL string          `json:"redirect_url"`
 }
 
 type acceptBody struct {
@@ -133,37 +140,22 @@ func decodeSubscription(data []byte) (newSubscription, *problem.Problem) {
 	return s, v.problem()
 }
 
-// newInvitation is a validated create-invitation request. Its JSON form is canonical (ids
-// in lower case, group ids sorted and unique, text trimmed), so hashing it tells whether
-// two requests under one Idempotency-Key ask for the same thing.
-type newInvitation struct {
-	UserID         *uuid.UUID       `json:"user_id,omitempty"`
-	Email          string           `json:"email,omitempty"`
-	FirstName      string           `json:"first_name,omitempty"`
-	LastName       string           `json:"last_name,omitempty"`
-	Phone          string           `json:"phone,omitempty"`
-	SubscriptionID uuid.UUID        `json:"subscription_id"`
-	Role           string           `json:"role"`
-	GroupIDs       []uuid.UUID      `json:"group_ids"`
-	Inviter        *contract.Person `json:"inviter,omitempty"`
+// newInvitation is a validated create-invitation request (invitecreate.Request, whose JSON
+// form is canonical and hashed for the Idempotency-Key).
+type newInvitation = invitecreate.Request
 
-	// groupFields names the body field of each GroupIDs entry ("group_ids[3]"), whose index
-	// can differ once repeats are dropped.
-	groupFields []string
-}
-
-// hash is the SHA-256 of the canonical JSON form.
-func (n newInvitation) hash() []byte {
-	canon := n
-	canon.GroupIDs = slices.Clone(n.GroupIDs)
-	slices.SortFunc(canon.GroupIDs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	data, _ := json.Marshal(canon) // strings and ids only: cannot fail
-	sum := sha256.Sum256(data)
-	return sum[:]
-}
-
-// decodeInvitation decodes and validates a create-invitation body. Every bad field is named.
+// decodeInvitation decodes and validates a create-invitation body with the default
+// INVITATION_TTL_MAX. Every bad field is named.
 func decodeInvitation(data []byte) (newInvitation, *problem.Problem) {
+	return decodeInvitationUpTo(data, defaultTTLMax)
+}
+
+// defaultTTLMax is INVITATION_TTL_MAX's default.
+const defaultTTLMax = 720 * time.Hour
+
+// decodeInvitationUpTo decodes and validates a create-invitation body whose expires_in may be
+// at most maxTTL.
+func decodeInvitationUpTo(data []byte, maxTTL time.Duration) (newInvitation, *problem.Problem) {
 	var b createInvitationBody
 	if p := jsonbody.Decode(data, &b); p != nil {
 		return newInvitation{}, p
@@ -198,7 +190,7 @@ func decodeInvitation(data []byte) (newInvitation, *problem.Problem) {
 		id := v.id(fmt.Sprintf("group_ids[%d]", i), raw, true)
 		if id != nil && !slices.Contains(n.GroupIDs, *id) { // a repeated group means the same thing
 			n.GroupIDs = append(n.GroupIDs, *id)
-			n.groupFields = append(n.groupFields, fmt.Sprintf("group_ids[%d]", i))
+			n.GroupFields = append(n.GroupFields, fmt.Sprintf("group_ids[%d]", i))
 		}
 	}
 	if b.Inviter != nil {
@@ -207,5 +199,12 @@ func decodeInvitation(data []byte) (newInvitation, *problem.Problem) {
 			Email: v.email("inviter.email", b.Inviter.Email, true),
 		}
 	}
+	n.ExpiresIn = v.expiresIn("expires_in", b.ExpiresIn, maxTTL)
+	n.HoldEmail = b.SendEmail != nil && !*b.SendEmail
+	if msg := v.message("message", b.Message); msg != nil {
+		n.Message = *msg
+	}
+	n.Metadata = v.metadata("metadata", b.Metadata)
+	n.RedirectURL = v.redirectURL("redirect_url", strings.TrimSpace(b.RedirectURL))
 	return n, v.problem()
 }

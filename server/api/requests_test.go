@@ -76,7 +76,7 @@ func TestDecodeInvitationAccepts(t *testing.T) {
 	}
 
 	n, _ := decodeInvitation(with(map[string]any{"email": " jane@acme.test ", "group_ids": []string{groupA, groupB, groupA}}))
-	if n.Email != "jane@acme.test" || len(n.GroupIDs) != 2 || n.groupFields[1] != "group_ids[1]" {
+	if n.Email != "jane@acme.test" || len(n.GroupIDs) != 2 || n.GroupFields[1] != "group_ids[1]" {
 		t.Errorf("normalised = %+v", n)
 	}
 }
@@ -245,11 +245,11 @@ func TestAcceptBody(t *testing.T) {
 func TestIdempotencyHashIsCanonical(t *testing.T) {
 	a, _ := decodeInvitation(with(map[string]any{"group_ids": []string{groupA, groupB}, "email": " jane@acme.test"}))
 	b, _ := decodeInvitation(with(map[string]any{"group_ids": []string{strings.ToUpper(groupB), groupA, groupA}}))
-	if !bytes.Equal(a.hash(), b.hash()) {
+	if !bytes.Equal(a.Hash(), b.Hash()) {
 		t.Error("equivalent requests hash differently")
 	}
 	c, _ := decodeInvitation(with(map[string]any{"role": "viewer"}))
-	if bytes.Equal(a.hash(), c.hash()) {
+	if bytes.Equal(a.Hash(), c.Hash()) {
 		t.Error("different requests hash the same")
 	}
 }
@@ -314,6 +314,9 @@ func FuzzCreateInvitationBody(f *testing.F) {
 	f.Add([]byte(`{"group_ids":[[[[[[[[]]]]]]]],"role":"a","role":"b"}`))
 	f.Add([]byte("{\"first_name\":\"\xff\xfe\"}"))
 	f.Add([]byte(`[{"email":"a@b.c"}]`))
+	f.Add(with(map[string]any{"expires_in": 3600, "send_email": false, "message": "Hi Jane,\r\nwelcome aboard.",
+		"metadata": map[string]any{"crm_id": "42", "tags": []any{"a", map[string]any{"b": nil}}}, "redirect_url": "https://app.acme.test/start"}))
+	f.Add([]byte(`{"expires_in":59,"message":"\u202e","metadata":[1],"redirect_url":"javascript:alert(1)"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n, p := decodeInvitation(data)
 		if p != nil {
@@ -330,7 +333,7 @@ func FuzzCreateInvitationBody(f *testing.F) {
 		if p != nil {
 			t.Fatalf("canonical form %s refused: %+v", again, p)
 		}
-		if !bytes.Equal(n.hash(), m.hash()) {
+		if !bytes.Equal(n.Hash(), m.Hash()) {
 			t.Fatalf("canonical form %s decodes differently", again)
 		}
 		if fmt.Sprint(n.GroupIDs) != fmt.Sprint(m.GroupIDs) {
@@ -354,5 +357,17 @@ func bodyOf(n newInvitation) createInvitationBody {
 	if n.Inviter != nil {
 		b.Inviter = &personBody{Name: n.Inviter.Name, Email: n.Inviter.Email}
 	}
+	if n.ExpiresIn > 0 {
+		secs := int64(n.ExpiresIn / time.Second)
+		b.ExpiresIn = &secs
+	}
+	if n.HoldEmail {
+		no := false
+		b.SendEmail = &no
+	}
+	if n.Message != "" {
+		b.Message = &n.Message
+	}
+	b.Metadata, b.RedirectURL = n.Metadata, n.RedirectURL
 	return b
 }

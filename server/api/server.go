@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/onboarding-service/onboarding/server/codecserver"
+	"github.com/onboarding-service/onboarding/server/invitecreate"
 	"github.com/onboarding-service/onboarding/server/invitee"
 	"github.com/onboarding-service/onboarding/server/pages"
 	"github.com/onboarding-service/onboarding/server/passwordreset"
@@ -52,10 +53,12 @@ type Server struct {
 	store     *store.Store
 	temporal  client.Client
 	workflows *workflowclient.Client
-	signer    *invitetoken.Signer
-	links     invitetoken.Links
-	log       *slog.Logger
-	metrics   *httpMetrics
+	// creator is the create of one invitation, shared with the worker's bulk batches.
+	creator *invitecreate.Service
+	signer  *invitetoken.Signer
+	links   invitetoken.Links
+	log     *slog.Logger
+	metrics *httpMetrics
 	// now is the clock of the API, its invitee operations and its page; tests move it.
 	now    func() time.Time
 	engine *gin.Engine
@@ -97,7 +100,7 @@ func newServer(d Deps) *Server {
 		temporal: d.Temporal,
 		workflows: &workflowclient.Client{
 			Temporal: d.Temporal, TaskQueue: d.Config.TemporalTaskQueue,
-			Settings: lifecycleSettings(d.Config), EmailHashKey: d.Config.EmailHashKey,
+			Settings: invitecreate.LifecycleSettings(d.Config), EmailHashKey: d.Config.EmailHashKey,
 		},
 		signer:  d.Signer,
 		links:   invitetoken.Links{Signer: d.Signer, Template: d.Config.AcceptURLTemplate},
@@ -111,6 +114,7 @@ func newServer(d Deps) *Server {
 		providerVerifier: newProviderVerifier(d.Config.ResendWebhookSecret, d.Logger),
 		providerEvents:   newProviderEventsMetric(d.Registry),
 	}
+	s.creator = &invitecreate.Service{Store: d.Store, Workflows: s.workflows, Config: d.Config}
 	if len(d.Config.TokenSecret) > 0 {
 		secrets := webhook.NewSecrets(d.Config.TokenSecret)
 		s.webhookSecrets = &secrets
@@ -128,7 +132,8 @@ func newServer(d Deps) *Server {
 		AddressLimit: ratelimit.New(d.Config.RatePasswordResetEmail), ClientLimit: ratelimit.New(d.Config.RatePasswordResetIP),
 		CheckEmail: emailProblem, Now: clock,
 	}
-	s.pages = pages.New(pages.Deps{Config: d.Config, Invitee: s.invitee, Resets: s.resets, Logger: d.Logger, Now: clock})
+	s.pages = pages.New(pages.Deps{Config: d.Config, Invitee: s.invitee, Resets: s.resets, Logger: d.Logger, Now: clock,
+		RedirectAllowed: s.redirectAllowed})
 	s.engine = s.routes(d.Registry)
 	return s
 }
@@ -210,9 +215,14 @@ func (s *Server) routes(reg *prometheus.Registry) *gin.Engine {
 	acct.GET("/subscriptions/:subscription_id", handle(s.getSubscription))
 	acct.POST("/groups", handle(s.createGroup))
 	acct.GET("/users", handle(s.listUsers))
+	acct.GET("/settings", handle(s.getAccountSettings))
+	acct.PUT("/settings", handle(s.putAccountSettings))
 	acct.POST("/invitations", s.limitInvitationCreate, handle(s.createInvitation)) // per-account limit
 	acct.GET("/invitations", handle(s.listInvitations))
+	acct.POST("/invitation-batches", s.limitInvitationCreate, handle(s.createBatch))
+	acct.GET("/invitation-batches/:batch_id", handle(s.getBatch))
 	acct.GET("/invitations/:invitation_id", handle(s.getInvitation))
+	acct.PATCH("/invitations/:invitation_id", handle(s.editInvitation))
 	acct.GET("/invitations/:invitation_id/link", handle(s.invitationLink))
 	acct.POST("/invitations/:invitation_id/resend", handle(s.invitationAction(actionResend)))
 	acct.POST("/invitations/:invitation_id/renew", handle(s.invitationAction(actionRenew)))

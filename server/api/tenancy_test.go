@@ -27,6 +27,8 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 	h, other := newHarness(t), newHarness(t)
 	otherInv := other.pending(uniqueEmail("other"))
 	otherHook := other.createWebhook(`{"url":"https://93.184.215.14/hooks","event_types":["invitation.renewal_requested"]}`)
+	otherBatch := decodeJSON[batchView](t, other.api("POST", other.accountPath("/invitation-batches"),
+		batchOf(other.inviteBody(uniqueEmail("other-bulk"), ""))), 202)
 
 	checked := 0
 	for _, r := range h.srv.engine.Routes() {
@@ -43,6 +45,7 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 				path = strings.Replace(path, ":invitation_id", otherInv.ID.String(), 1)
 				path = strings.Replace(path, ":subscription_id", other.sub.ID.String(), 1)
 				path = strings.Replace(path, ":webhook_id", otherHook.ID.String(), 1)
+				path = strings.Replace(path, ":batch_id", otherBatch.ID.String(), 1)
 				if strings.Contains(path, ":") {
 					t.Errorf("%s %s: a path parameter this test does not fill", r.Method, r.Path)
 					continue

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -19,6 +20,9 @@ type accountUserView struct {
 	GroupIDs     []uuid.UUID `json:"group_ids"`
 	State        string      `json:"state"`
 	InvitationID *uuid.UUID  `json:"invitation_id"`
+	// Metadata is the membership's, copied from the invitation that provisioned it (an invited
+	// person's: the invitation's); {} when none was given.
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 type accountUsersView struct {
@@ -40,8 +44,17 @@ func (s *Server) listUsers(c *gin.Context) error {
 		out.Items = append(out.Items, accountUserView{
 			UserID: u.UserID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
 			Role: u.Role, GroupIDs: groups, State: u.State, InvitationID: u.InvitationID,
+			Metadata: metadataOrEmpty(u.Metadata),
 		})
 	}
 	c.JSON(http.StatusOK, out)
 	return nil
+}
+
+// metadataOrEmpty is a stored metadata object, or {} for none.
+func metadataOrEmpty(m json.RawMessage) json.RawMessage {
+	if len(m) == 0 {
+		return json.RawMessage("{}")
+	}
+	return m
 }

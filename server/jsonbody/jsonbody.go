@@ -100,6 +100,9 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, maxItems int) *p
 	if field == "" {
 		field = problem.BodyField
 	}
+	if t == rawMessageType {
+		return skipObject(dec, tok, field)
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if d, ok := tok.(json.Delim); !ok || d != '{' {
@@ -173,6 +176,35 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, maxItems int) *p
 	return nil
 }
 
+// rawMessageType is a free-form JSON object field (metadata): any object, kept as it came.
+var rawMessageType = reflect.TypeOf(json.RawMessage(nil))
+
+// maxObjectDepth bounds the nesting of a free-form object.
+const maxObjectDepth = 16
+
+// skipObject reads the rest of the free-form object that tok opened.
+func skipObject(dec *json.Decoder, tok json.Token, field string) *problem.FieldError {
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return &problem.FieldError{Field: field, Message: "must be a JSON object"}
+	}
+	depth := 1
+	for depth > 0 {
+		tok, err := dec.Token()
+		if err != nil {
+			return syntaxError(err)
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if depth++; depth > maxObjectDepth {
+				return &problem.FieldError{Field: field, Message: fmt.Sprintf("must nest at most %d levels deep", maxObjectDepth)}
+			}
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+	return nil
+}
+
 func syntaxError(err error) *problem.FieldError {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -212,3 +244,7 @@ func structFields(t reflect.Type) map[string]shapeField {
 	structFieldCache.Store(t, fields)
 	return fields
 }
+
+// ReadRaw reads the whole (bounded) body whatever its declared type, for the routes that take
+// other types too (a bulk batch's text/csv): the caller checks the type.
+func ReadRaw(c *gin.Context) ([]byte, error) { return readBody(c) }

@@ -8,6 +8,7 @@ package pages
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -25,7 +26,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/onboarding-service/onboarding/internal/config"
-	"github.com/onboarding-service/onboarding/internal/store"
+
+	"github.com/google/uuid"
 )
 
 // The page is server-rendered with embedded assets and no third-party anything; it works
@@ -39,6 +41,9 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Now is the clock (the API's, which its tests move).
 	Now func() time.Time
+	// RedirectAllowed tells whether an accepted invitation's redirect_url may be followed: its
+	// origin is in the account's allowed_redirect_origins as they are now. Nil: never.
+	RedirectAllowed func(ctx context.Context, accountID uuid.UUID, rawURL string) bool
 }
 
 // Handlers answer the page's routes: GET /invite (Show), POST /invite/accept (Accept),
@@ -50,6 +55,8 @@ type Handlers struct {
 	resets  *passwordreset.Service
 	log     *slog.Logger
 	now     func() time.Time
+	// redirectAllowed is Deps.RedirectAllowed.
+	redirectAllowed func(ctx context.Context, accountID uuid.UUID, rawURL string) bool
 }
 
 // New returns the page's handlers.
@@ -60,7 +67,10 @@ func New(d Deps) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Handlers{cfg: d.Config, invitee: d.Invitee, resets: d.Resets, log: d.Logger, now: d.Now}
+	if d.RedirectAllowed == nil {
+		d.RedirectAllowed = func(context.Context, uuid.UUID, string) bool { return false }
+	}
+	return &Handlers{cfg: d.Config, invitee: d.Invitee, resets: d.Resets, log: d.Logger, now: d.Now, redirectAllowed: d.RedirectAllowed}
 }
 
 //go:embed templates/*.html
@@ -138,57 +148,10 @@ type pageData struct {
 	Brand, Foot string
 	// Email prefills the reset request form.
 	Email string
-}
-
-// pageInvitation is what the page says about an invitation.
-type pageInvitation struct {
-	Account      string
-	Application  string
-	Plan         string
-	Role         string
-	Email        string
-	FirstName    string
-	InviterName  string
-	InviterEmail string
-	Expires      string
-	ExpiresISO   string
-	// ExpiryLabel heads the expiry line ("Valid until", "Expired on"); empty hides it.
-	ExpiryLabel string
-}
-
-func newPageInvitation(inv store.Invitation) *pageInvitation {
-	exp := inv.ExpiresAt.UTC()
-	return &pageInvitation{
-		Account: inv.AccountName, Application: inv.Application, Plan: inv.Subscription, Role: inv.Role,
-		Email: inv.Email, FirstName: inv.FirstName,
-		InviterName: inv.InviterName, InviterEmail: inv.InviterEmail,
-		Expires: exp.Format(contract.ExpiryLayout), ExpiresISO: exp.Format(time.RFC3339),
-	}
-}
-
-// initial is the first letter of a name, for the page's monogram.
-func initial(name string) string {
-	for _, r := range strings.TrimSpace(name) {
-		return strings.ToUpper(string(r))
-	}
-	return "?"
-}
-
-// inviter names who invited, for sentences: "Ada Admin" or a fallback such as "the person who
-// invited you".
-func (p *pageInvitation) inviter(fallback string) string {
-	return cmp.Or(p.InviterName, fallback)
-}
-
-// contact says how to reach the inviter: "Ada Admin (ada@acme.test)".
-func (p *pageInvitation) contact() string {
-	switch {
-	case p.InviterName != "" && p.InviterEmail != "":
-		return p.InviterName + " (" + p.InviterEmail + ")"
-	case p.InviterEmail != "":
-		return p.InviterEmail
-	}
-	return p.inviter("the person who invited you")
+	// Continue is where the accepted page sends the invitee (the invitation's allowed
+	// redirect_url), and ContinueHost names it on the button.
+	Continue     string
+	ContinueHost string
 }
 
 // Show answers GET /invite?token=: the page of whatever state the link is in.

@@ -55,6 +55,14 @@ func (h *Handlers) Accept(c *gin.Context) {
 		Title: "Welcome to " + pi.Account, SignInURL: h.signInURL()}
 	d.Lead = fmt.Sprintf("You accepted the invitation. Your access is ready: %s in %s, in %s.", pi.Role, pi.Application, pi.Account)
 	d.Next = fmt.Sprintf("Sign in with your email address, %s. We have also sent you a welcome email.", pi.Email)
+	// The portal's redirect_url, followed only while its origin is allowed (never an open
+	// redirect): the page shows it as the way on and moves there by itself.
+	if inv.RedirectURL != "" && h.redirectAllowed(ctx, inv.AccountID, inv.RedirectURL) {
+		if u, err := url.Parse(inv.RedirectURL); err == nil {
+			d.Continue, d.ContinueHost, d.SignInURL = u.String(), u.Host, ""
+			d.Next = fmt.Sprintf("Taking you to %s. We have also sent you a welcome email.", u.Host)
+		}
+	}
 	h.renderPage(c, http.StatusOK, d)
 }
 

@@ -44,6 +44,8 @@ var kinds = map[contract.Code]kind{
 	contract.CodeCredentialsInvalid:   {http.StatusUnprocessableEntity, "Sign-in failed"},
 	contract.CodeLinkExpired:          {http.StatusGone, "Password-reset link no longer valid"},
 	contract.CodeWebhookURLInvalid:    {http.StatusUnprocessableEntity, "Webhook URL not allowed"},
+	contract.CodeDomainNotAllowed:     {http.StatusUnprocessableEntity, "Email domain not allowed"},
+	contract.CodeRedirectNotAllowed:   {http.StatusUnprocessableEntity, "Redirect URL not allowed"},
 	contract.CodeDuplicateGroup:       {http.StatusConflict, "A group with this name exists"},
 	contract.CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
 	contract.CodePayloadTooLarge:      {http.StatusRequestEntityTooLarge, "Request body too large"},

@@ -166,6 +166,10 @@ func (w *Client) resumeInput(inv store.Invitation, renewalRequestedAt time.Time)
 		Settings:         w.Settings,
 		EmailHash:        emailhash.Hash(w.EmailHashKey, inv.Email),
 		Lifecycle:        contract.Lifecycle2,
+		HoldEmail:        inv.HoldEmail,
+		Message:          inv.Message,
+		Metadata:         inv.Metadata,
+		RedirectURL:      inv.RedirectURL,
 		Carried: &contract.State{
 			InvitationID:       inv.ID,
 			Status:             inv.Status,
@@ -177,6 +181,9 @@ func (w *Client) resumeInput(inv store.Invitation, renewalRequestedAt time.Time)
 			RenewalRequestedAt: renewalRequestedAt,
 			Delivery:           contract.Delivery{Status: inv.DeliveryStatus, Error: inv.DeliveryError},
 		},
+	}
+	if inv.ExpiresIn > 0 {
+		in.Settings.TTL = inv.ExpiresIn // the invitation's own validity, also for its renewals
 	}
 	return in
 }

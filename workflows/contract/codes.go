@@ -30,6 +30,12 @@ const (
 	// CodeWebhookURLInvalid: a webhook URL is not https (outside development) or resolves to a
 	// private, loopback, link-local or metadata address (422).
 	CodeWebhookURLInvalid Code = "webhook_url_invalid"
+	// CodeDomainNotAllowed: the invitee's email domain is outside the account's
+	// allowed_email_domains (422).
+	CodeDomainNotAllowed Code = "domain_not_allowed"
+	// CodeRedirectNotAllowed: redirect_url's origin is outside the account's
+	// allowed_redirect_origins (422).
+	CodeRedirectNotAllowed Code = "redirect_not_allowed"
 )
 
 // This service's extensions, documented in openapi.yaml.

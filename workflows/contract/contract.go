@@ -31,6 +31,9 @@ const (
 	UpdateResend  = "resend"
 	UpdateRenew   = "renew"
 	UpdateRevoke  = "revoke"
+	// UpdateEdit changes a pending invitation's role, groups, message, metadata or expiry; its
+	// link and seat stay.
+	UpdateEdit = "edit"
 	// UpdateRequestRenewal is the invitee asking, from an expired link, for a new invitation: the
 	// inviter gets an email, at most once a day per invitation.
 	UpdateRequestRenewal = "request_renewal"
@@ -103,6 +106,7 @@ const (
 	EventCreated          = "created"
 	EventRenewed          = "renewed"
 	EventRenewalRequested = "renewal_requested"
+	EventUpdated          = "updated"
 )
 
 // ExpiryLayout spells an expiry out in UTC, so nobody has to guess the time zone: the emails

@@ -39,7 +39,7 @@ func IsPublicEventType(t string) bool {
 // the email's outcome is recorded (store.FinishEmail), from its kind.
 func PublicTypeOf(storyType string) string {
 	switch storyType {
-	case EventCreated, EventRenewed, EventRenewalRequested,
+	case EventCreated, EventRenewed, EventRenewalRequested, EventUpdated,
 		string(StatusAccepted), string(StatusDeclined), string(StatusExpired), string(StatusRevoked):
 		return "invitation." + storyType
 	}

@@ -48,6 +48,15 @@ type InvitationInput struct {
 	// Lifecycle is the version of the lifecycle the run follows (see Lifecycle2); zero for runs
 	// started before versions were carried in the input.
 	Lifecycle int `json:",omitempty"`
+	// The create's options (CONTRACT.md "Invitation options"); Settings.TTL is its expires_in.
+	// HoldEmail (send_email false) holds the invitee's emails back until a resend sends the
+	// first; Metadata is a JSON object.
+	HoldEmail   bool            `json:",omitempty"`
+	Message     string          `json:",omitempty"`
+	Metadata    json.RawMessage `json:",omitempty"`
+	RedirectURL string          `json:",omitempty"`
+	// Bulk marks an invitation of a bulk batch: its emails queue behind single invitations'.
+	Bulk bool `json:",omitempty"`
 }
 
 // UnmarshalJSON reads the input as every version wrote it: runs started before the ids were
@@ -132,6 +141,18 @@ func (r RevokeRequest) Detail() string {
 		return "revoked"
 	}
 	return "revoked by " + r.By
+}
+
+// EditRequest is the edit update's argument: the fields of a PATCH, nil (or zero) where the
+// PATCH leaves them. ExpiresIn counts from the edit.
+type EditRequest struct {
+	Role      *string         `json:",omitempty"`
+	GroupIDs  *[]uuid.UUID    `json:",omitempty"`
+	Message   *string         `json:",omitempty"`
+	Metadata  json.RawMessage `json:",omitempty"`
+	ExpiresIn time.Duration   `json:",omitempty"`
+	// By names who edited (the API token's name), for the story in the UI.
+	By string `json:",omitempty"`
 }
 
 // RateLimitDetails rides on a rate_limited error.
