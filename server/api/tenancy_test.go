@@ -29,6 +29,11 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 	otherHook := other.createWebhook(`{"url":"https://93.184.215.14/hooks","event_types":["invitation.renewal_requested"]}`)
 	otherBatch := decodeJSON[batchView](t, other.api("POST", other.accountPath("/invitation-batches"),
 		batchOf(other.inviteBody(uniqueEmail("other-bulk"), ""))), 202)
+	// Settled before the walk: its one row is the other account's second invitation.
+	batch := other.waitBatch(otherBatch.ID.String(), time.Minute)
+	if batch.Succeeded != 1 || batch.Items[0].InvitationID == nil {
+		t.Fatalf("the other account's batch %+v", batch)
+	}
 
 	checked := 0
 	for _, r := range h.srv.engine.Routes() {
@@ -66,8 +71,8 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 		t.Fatalf("checked %d portal routes; the contract has 12", checked)
 	}
 	// Nothing happened to the other account: its invitation is pending (a revoke would have
-	// closed it), its seat held once, and it has the one workflow it made (a create would have
-	// started another).
+	// closed it), its two seats held once each, and it has the two workflows it made (a create
+	// would have started another).
 	if got := other.row(otherInv.ID); got.Status != "pending" || got.Generation != 1 {
 		t.Fatalf("the other account's invitation is %s (generation %d)", got.Status, got.Generation)
 	}
@@ -75,11 +80,13 @@ func TestScopedTokenRefusedOnEveryOtherAccount(t *testing.T) {
 		hooks.Items[0].ID != otherHook.ID || hooks.Items[0].PreviousSecretExpiresAt != nil {
 		t.Fatalf("the other account's webhooks changed: %+v", hooks.Items)
 	}
-	if s := other.subscription(); *s.SeatsReserved != 1 {
+	if s := other.subscription(); *s.SeatsReserved != 2 {
 		t.Fatalf("the other account's subscription %+v", s)
 	}
-	want := []string{contract.InvitationWorkflowID(otherInv.ID)}
-	eventually(t, 10*time.Second, "the other account's workflow to be listed", func() bool {
+	// The batch's own workflow has no account attribute; its row's invitation has.
+	want := []string{contract.InvitationWorkflowID(otherInv.ID), contract.InvitationWorkflowID(*batch.Items[0].InvitationID)}
+	slices.Sort(want)
+	eventually(t, 10*time.Second, "the other account's workflows to be listed", func() bool {
 		return slices.Equal(other.accountWorkflows(), want)
 	})
 }

@@ -187,7 +187,7 @@ func (tb *tab) submit(sel string) *network.Response {
 // view is the page's data-view: which page this is.
 func (tb *tab) view() string {
 	tb.t.Helper()
-	return result(tb, chromedp.Evaluate[string](`document.body.dataset.view || ''`))
+	return result(tb, chromedp.Evaluate[string](`(document.body && document.body.dataset.view) || ''`))
 }
 
 // expectPage asserts the page's HTTP status, view and security headers, and that its text holds
