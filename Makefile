@@ -6,6 +6,8 @@
 #   make record-histories  record the workflow histories that workflows/replay_test.go replays
 #   make bench    the service measured against raw Temporal: docs/benchmarks.md, test-artifacts/bench.txt
 #   make build    compile everything, binaries into .bin/
+#   make generate          regenerate the Go client (client/) and the portal's TypeScript types from the OpenAPI document
+#   make lint-openapi      Redocly's lint of server/api/openapi.yaml (part of make test, with check-generated)
 #   make clean    remove .bin, .data and test-artifacts
 
 SHELL := bash
@@ -21,7 +23,7 @@ TEMPORAL_CLI := $(BIN)/temporal
 WORKFLOWCHECK_VERSION := v0.6.0
 WORKFLOWCHECK := $(BIN)/workflowcheck
 
-.PHONY: run test test-faults record-histories bench build temporal-cli workflowcheck chromium prometheus fuzz postgres deps clean
+.PHONY: run test test-faults record-histories bench build temporal-cli workflowcheck chromium prometheus fuzz postgres deps clean openapi-tools lint-openapi generate check-generated
 
 deps: postgres temporal-cli
 
@@ -56,6 +58,37 @@ FUZZ_TARGETS := ./internal/invitetoken:FuzzVerify:60000x ./internal/codec:FuzzDe
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) bash deploy/dev/fuzz.sh $(FUZZ_TARGETS)
 
+# The OpenAPI document's tools. Redocly CLI (the lint) and openapi-typescript (the portal's types)
+# are pinned in tools/openapi/package-lock.json and installed by npm ci, again only when the lock
+# changes; oapi-codegen (the Go client) is a tool of go.mod, run by go tool.
+OPENAPI := server/api/openapi.yaml
+OPENAPI_BIN := tools/openapi/node_modules/.bin
+openapi-tools: tools/openapi/node_modules/.package-lock.json
+tools/openapi/node_modules/.package-lock.json: tools/openapi/package-lock.json tools/openapi/package.json
+	cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error
+
+# The recommended ruleset (tools/openapi/redocly.yaml): errors fail, warnings are printed.
+lint-openapi: openapi-tools
+	$(OPENAPI_BIN)/redocly lint --config tools/openapi/redocly.yaml --format=stylish $(OPENAPI) 2>&1 | grep -v '[║╔╚]'
+
+# gen-openapi DIR writes DIR/onboarding.gen.go and DIR/typescript/onboarding.d.ts.
+define gen-openapi
+	mkdir -p $(1)/typescript
+	$(GO) tool oapi-codegen -config client/oapi-codegen.yaml -o $(1)/onboarding.gen.go $(OPENAPI)
+	$(OPENAPI_BIN)/openapi-typescript $(OPENAPI) --redocly tools/openapi/redocly.yaml -o $(1)/typescript/onboarding.d.ts
+endef
+
+generate: openapi-tools
+	$(call gen-openapi,client)
+
+# Regenerates into a temporary directory and fails when the committed files differ from it.
+GENERATED_CHECK := $(shell mktemp -u -d /tmp/onboarding-generated.XXXXXX)
+check-generated: openapi-tools
+	$(call gen-openapi,$(GENERATED_CHECK))
+	diff -u client/onboarding.gen.go $(GENERATED_CHECK)/onboarding.gen.go || { rm -rf $(GENERATED_CHECK); echo 'client/onboarding.gen.go is stale: run make generate' >&2; exit 1; }
+	diff -u client/typescript/onboarding.d.ts $(GENERATED_CHECK)/typescript/onboarding.d.ts || { rm -rf $(GENERATED_CHECK); echo 'client/typescript/onboarding.d.ts is stale: run make generate' >&2; exit 1; }
+	rm -rf $(GENERATED_CHECK)
+
 # Built, then run, rather than `go run`: go run exits 1 on Ctrl-C even when the program stops cleanly.
 run: deps
 	$(GO) build -o $(BIN)/onboarding-dev ./internal/devstack/cmd/onboarding-dev
@@ -66,7 +99,7 @@ run: deps
 # are timed (a connection killed every 20 ms, a process stopped mid-activity), and on two cores
 # another package's stack beside it would stretch every step it times.
 FAULTS := ./internal/testkit/faults
-test: deps workflowcheck chromium prometheus
+test: deps workflowcheck chromium prometheus lint-openapi check-generated
 	$(GO) vet ./...
 	$(WORKFLOWCHECK) ./workflows/...
 	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/internal/testkit/faults$$')

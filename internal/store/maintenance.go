@@ -36,6 +36,8 @@ func (s *Store) PruneRetention(ctx context.Context, keys, bodies time.Duration) 
 		p.AbandonedCreates = tag.RowsAffected()
 		return nil
 	})
+	// A bucket whose time has passed is full again: the same as no row.
+	b.Queue(`delete from rate_limits where tat < now() - interval '1 minute'`)
 	return p, s.Pool.SendBatch(ctx, b).Close()
 }
 

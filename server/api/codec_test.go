@@ -173,13 +173,13 @@ func TestCodecRoutesOnlyWhenConfigured(t *testing.T) {
 	h := newHarness(t) // no key, no token
 	decodeProblem(t, h.do("POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, contract.CodeNotFound)
 	keyOnly := h.serverWith(func(d *Deps) { d.Config.PayloadKey = &codecKey }) // a key but no codec token: not served
-	decodeProblem(t, serve(keyOnly, "POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, contract.CodeNotFound)
+	decodeProblem(t, serve(t, keyOnly, "POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 404, contract.CodeNotFound)
 	// A key and an identity provider, no static token: served, behind the provider's tokens.
 	oidcOnly := h.serverWith(func(d *Deps) {
 		d.Config.PayloadKey = &codecKey
 		d.Config.CodecOIDCIssuer, d.Config.CodecOIDCAudience = "https://idp.invalid", "temporal-ui"
 	})
-	decodeProblem(t, serve(oidcOnly, "POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 401, contract.CodeUnauthorized)
+	decodeProblem(t, serve(t, oidcOnly, "POST", "/codec/decode", "{}", "Authorization", "Bearer "+codecToken), 401, contract.CodeUnauthorized)
 }
 
 // The Temporal UI's forwarded access token (passAccessToken), on the API's router: a token of
@@ -251,8 +251,7 @@ func TestCodecLocalUI(t *testing.T) {
 		req.Header.Set("Origin", "http://127.0.0.1:8233")
 		// A proxy's header does not make a remote caller local.
 		req.Header.Set("X-Forwarded-For", "127.0.0.1")
-		w := httptest.NewRecorder()
-		h.srv.engine.ServeHTTP(w, req)
+		w := h.with(t).send(h.srv, req)
 		if w.Code != want {
 			t.Errorf("from %s: %d %s, want %d", remote, w.Code, w.Body, want)
 		}
@@ -268,6 +267,7 @@ func FuzzCodecBody(f *testing.F) {
 	shared := codecHarness(f)
 	f.Fuzz(func(t *testing.T, body string) {
 		h := shared.with(t)
+		h.responsesOnly = true // random requests: only the answers are held to the document
 		for _, path := range []string{"/codec/decode", "/codec/encode"} {
 			w := h.do("POST", path, body, "Authorization", "Bearer "+codecToken, "Content-Type", "application/json")
 			if w.Code != 200 && w.Code != 422 && w.Code != 413 {

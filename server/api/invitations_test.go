@@ -66,16 +66,14 @@ func closedStore(t *testing.T) *store.Store {
 }
 
 // within sends a request to s that gives up after d, as a client with a timeout would.
-func within(s *Server, d time.Duration, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+func within(t testing.TB, s *Server, d time.Duration, method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	req := httptest.NewRequest(method, path, strings.NewReader(body)).WithContext(ctx)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	w := httptest.NewRecorder()
-	s.engine.ServeHTTP(w, req)
-	return w
+	return exchange(t, s, req, false)
 }
 
 // workflowExists reports whether Temporal has a workflow for the invitation id.
@@ -323,7 +321,7 @@ func TestCreateInvitationWorkflowOutcomes(t *testing.T) {
 	// Temporal unreachable: 503 with Retry-After, and nothing recorded.
 	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
 	email := uniqueEmail("unreachable")
-	w := within(dead, 5*time.Second, "POST", path, h.inviteBody(email, ""), "Authorization", "Bearer "+portalToken, "Content-Type", "application/json")
+	w := within(t, dead, 5*time.Second, "POST", path, h.inviteBody(email, ""), "Authorization", "Bearer "+portalToken, "Content-Type", "application/json")
 	decodeProblem(t, w, 503, contract.CodeUnavailable)
 	if w.Header().Get("Retry-After") == "" {
 		t.Error("no Retry-After")
@@ -362,7 +360,7 @@ func TestCreateInvitationIdempotency(t *testing.T) {
 	// an invitation id; the retry skips the pre-checks and creates that invitation.
 	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
 	body = h.inviteBody(uniqueEmail("joe"), "")
-	decodeProblem(t, within(dead, 5*time.Second, "POST", path, body, "Authorization", "Bearer "+portalToken,
+	decodeProblem(t, within(t, dead, 5*time.Second, "POST", path, body, "Authorization", "Bearer "+portalToken,
 		"Content-Type", "application/json", "Idempotency-Key", "k2"), 503, contract.CodeUnavailable)
 	claimed := h.claimedID("k2")
 	got := h.create(body, "Idempotency-Key", "k2")
@@ -437,7 +435,7 @@ func TestInvitationActions(t *testing.T) {
 	// Temporal is unreachable answers the same.
 	dead := h.serverWith(func(d *Deps) { d.Temporal = deadTemporal(t) })
 	for _, action := range []string{"resend", "renew", "revoke"} {
-		w := within(dead, 5*time.Second, "POST", base+"/"+action, "", "Authorization", "Bearer "+portalToken)
+		w := within(t, dead, 5*time.Second, "POST", base+"/"+action, "", "Authorization", "Bearer "+portalToken)
 		if p := decodeProblem(t, w, 409, contract.CodeInvalidState); !strings.Contains(p.Detail, "revoked") {
 			t.Errorf("%s: detail %q", action, p.Detail)
 		}

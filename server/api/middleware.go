@@ -137,19 +137,19 @@ func (s *Server) fail(c *gin.Context, err error) {
 // authenticate requires a known, unrevoked API token: `Authorization: Bearer <token>`.
 func (s *Server) authenticate(c *gin.Context) {
 	client := "ip:" + clientKey(c.ClientIP())
-	if wait := s.limits.unauthorizedIP.Blocked(client, s.now()); wait > 0 {
+	if wait := s.limits.unauthorizedIP.Blocked(c.Request.Context(), client, s.now()); wait > 0 {
 		problem.Write(c, ratelimit.Refusal(wait, "without a valid API token from this address"))
 		return
 	}
 	token, ok := bearer.Token(c.GetHeader("Authorization"))
 	if !ok {
-		s.limits.unauthorizedIP.Take(client, s.now())
+		s.limits.unauthorizedIP.Take(c.Request.Context(), client, s.now())
 		problem.Write(c, problem.New(contract.CodeUnauthorized, "Send an API token in the Authorization header: Bearer <token>."))
 		return
 	}
 	t, err := s.store.LookupAPIToken(c.Request.Context(), token)
 	if errors.Is(err, store.ErrNotFound) {
-		s.limits.unauthorizedIP.Take(client, s.now())
+		s.limits.unauthorizedIP.Take(c.Request.Context(), client, s.now())
 		c.Header("WWW-Authenticate", `Bearer realm="onboarding", error="invalid_token"`)
 		problem.Write(c, problem.New(contract.CodeUnauthorized, "The API token is unknown or revoked."))
 		return

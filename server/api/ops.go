@@ -19,6 +19,10 @@ import (
 //go:embed openapi.yaml
 var openAPIDocument []byte
 
+// OpenAPIDocument is the API's OpenAPI document (openapi.yaml), as GET /openapi.yaml serves it;
+// the test suites validate their exchanges against it (internal/testkit/openapicheck).
+func OpenAPIDocument() []byte { return openAPIDocument }
+
 func serveOpenAPI(c *gin.Context) {
 	c.Header("Cache-Control", "no-cache")
 	c.Data(http.StatusOK, "application/yaml", openAPIDocument)

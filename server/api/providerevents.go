@@ -81,7 +81,7 @@ func (s *Server) countProviderEvent(ev providerevents.Event, result string) {
 // event, else 200.
 func (s *Server) resendEvent(c *gin.Context) error {
 	client := "ip:" + clientKey(c.ClientIP())
-	if wait := s.limits.unauthorizedIP.Blocked(client, s.now()); wait > 0 {
+	if wait := s.limits.unauthorizedIP.Blocked(c.Request.Context(), client, s.now()); wait > 0 {
 		return ratelimit.Refusal(wait, "with unverified signatures from this address")
 	}
 	if s.providerVerifier == nil {
@@ -100,7 +100,7 @@ func (s *Server) resendEvent(c *gin.Context) error {
 		return problem.InvalidField(problem.BodyField, "the request body could not be read")
 	}
 	if err := s.providerVerifier.Verify(body, c.Request.Header, s.now()); err != nil {
-		s.limits.unauthorizedIP.Take(client, s.now())
+		s.limits.unauthorizedIP.Take(c.Request.Context(), client, s.now())
 		s.countProviderEvent(providerevents.Event{}, providerRefused)
 		// The reason names a header or the timestamp's age, never the secret or a signature.
 		s.log.Warn("provider event refused", "provider", "resend", "reason", err.Error(),

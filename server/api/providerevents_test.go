@@ -233,7 +233,7 @@ func TestProviderEventRefusals(t *testing.T) {
 	limited := h.serverWith(func(d *Deps) {})
 	limited.limits.unauthorizedIP = ratelimit.New(config.RateLimit{Count: 2, Per: time.Minute})
 	send := func(addr string, headers []string) int {
-		return serveFrom(limited, addr, "POST", providerEventsPath, body, headers...).Code
+		return serveFrom(t, limited, addr, "POST", providerEventsPath, body, headers...).Code
 	}
 	for range 2 {
 		if code := send("198.51.100.80:1", otherSecret); code != 401 {
@@ -258,7 +258,7 @@ func TestProviderEventsDisabledAndBounded(t *testing.T) {
 	h := newHarness(t)
 	off := h.serverWith(func(d *Deps) { d.Config.ResendWebhookSecret = "" })
 	body := resendEvent("email.delivered", "re_x", "x@acme.test", "")
-	w := serve(off, "POST", providerEventsPath, body, svixHeaders(t, h.cfg.ResendWebhookSecret, "msg_1", time.Now(), body)...)
+	w := serve(t, off, "POST", providerEventsPath, body, svixHeaders(t, h.cfg.ResendWebhookSecret, "msg_1", time.Now(), body)...)
 	if p := decodeProblem(t, w, 404, contract.CodeNotFound); !strings.Contains(p.Detail, "RESEND_WEBHOOK_SECRET") {
 		t.Errorf("disabled: %+v", p)
 	}
@@ -269,7 +269,7 @@ func TestProviderEventsDisabledAndBounded(t *testing.T) {
 		d.Config.ResendWebhookSecret = "whsec_" + base64.RawStdEncoding.EncodeToString(make([]byte, 23))
 		d.Logger = slog.New(slog.NewJSONHandler(&logged, nil))
 	})
-	decodeProblem(t, serve(bad, "POST", providerEventsPath, body), 404, contract.CodeNotFound)
+	decodeProblem(t, serve(t, bad, "POST", providerEventsPath, body), 404, contract.CodeNotFound)
 	if !strings.Contains(logged.String(), "RESEND_WEBHOOK_SECRET") {
 		t.Errorf("the unusable secret is not logged: %s", logged.String())
 	}
@@ -283,13 +283,11 @@ func TestProviderEventsDisabledAndBounded(t *testing.T) {
 }
 
 // serveFrom sends a request to s from a client address.
-func serveFrom(s *Server, addr, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+func serveFrom(t testing.TB, s *Server, addr, method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.RemoteAddr = addr
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	w := httptest.NewRecorder()
-	s.engine.ServeHTTP(w, req)
-	return w
+	return exchange(t, s, req, false)
 }

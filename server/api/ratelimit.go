@@ -24,15 +24,22 @@ import (
 //   - answers 401, per client address (RATE_LIMIT_UNAUTHORIZED_IP): only failures spend, so a
 //     client with a good token is never slowed; one guessing tokens is.
 
+//
+// Every limit's buckets are in Postgres (store.TakeToken), so N replicas enforce one limit, not
+// N of them.
+
 type rateLimits struct {
 	inviteeIP, invitationCreate, unauthorizedIP *ratelimit.Set
 }
 
-func newRateLimits(cfg config.Config) rateLimits {
-	return rateLimits{
-		inviteeIP:        ratelimit.New(cfg.RateInviteeIP),
-		invitationCreate: ratelimit.New(cfg.RateInvitationCreate),
-		unauthorizedIP:   ratelimit.New(cfg.RateUnauthorizedIP),
+// sharedLimits makes the limits of d's configuration, each with its buckets in d's store under
+// its name (in-process for a server built without a store).
+func sharedLimits(d Deps) func(config.RateLimit, string) *ratelimit.Set {
+	return func(r config.RateLimit, name string) *ratelimit.Set {
+		if d.Store == nil {
+			return ratelimit.New(r)
+		}
+		return ratelimit.NewShared(r, d.RateLimitKeys+name, d.Store, d.Logger)
 	}
 }
 
@@ -40,7 +47,7 @@ func newRateLimits(cfg config.Config) rateLimits {
 // answers a refusal the group's way (a problem for the JSON routes, a page for the page's).
 func (s *Server) limitInviteeAddress(refuse func(*gin.Context, *problem.Problem)) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if wait := s.limits.inviteeIP.Take("ip:"+clientKey(c.ClientIP()), s.now()); wait > 0 {
+		if wait := s.limits.inviteeIP.Take(c.Request.Context(), "ip:"+clientKey(c.ClientIP()), s.now()); wait > 0 {
 			refuse(c, ratelimit.Refusal(wait, "from this address"))
 			return
 		}
@@ -51,7 +58,7 @@ func (s *Server) limitInviteeAddress(refuse func(*gin.Context, *problem.Problem)
 // limitInvitationCreate applies the per-account limit on creating invitations; it runs after
 // loadAccount, so the caller is known to be allowed on the account.
 func (s *Server) limitInvitationCreate(c *gin.Context) {
-	if wait := s.limits.invitationCreate.Take(account(c).ID.String(), s.now()); wait > 0 {
+	if wait := s.limits.invitationCreate.Take(c.Request.Context(), account(c).ID.String(), s.now()); wait > 0 {
 		problem.Write(c, ratelimit.Refusal(wait, "creating invitations for this account"))
 		return
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -21,10 +22,11 @@ import (
 // limited gives the harness's server the limits of cfg (the per-link one is its invitee
 // operations') and a clock the test moves.
 func (h *harness) limited(invIP, invToken, create config.RateLimit) *time.Time {
-	var cfg config.Config
-	cfg.RateInviteeIP, cfg.RateInviteeToken, cfg.RateInvitationCreate = invIP, invToken, create
-	h.srv.limits = newRateLimits(cfg)
-	h.srv.invitee.LinkLimit = ratelimit.New(cfg.RateInviteeToken)
+	limit := sharedLimits(h.deps())
+	h.srv.limits.inviteeIP = limit(invIP, "invitee-ip")
+	h.srv.limits.invitationCreate = limit(create, "invitations-account")
+	h.srv.invitee.LinkLimit = limit(invToken, "invitee-link")
+	h.srv.limits.unauthorizedIP = nil // as before: these tests are about the three above
 	now := time.Now()
 	h.srv.now = func() time.Time { return now }
 	return &now
@@ -38,9 +40,7 @@ func (h *harness) from(addr, method, path, body string, headers ...string) *http
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	w := httptest.NewRecorder()
-	h.srv.engine.ServeHTTP(w, req)
-	return w
+	return h.send(h.srv, req)
 }
 
 func expectRateLimited(t *testing.T, w *httptest.ResponseRecorder, retryAfter int) {
@@ -129,8 +129,44 @@ func TestInviteeRateLimitPerLink(t *testing.T) {
 	for range 5 {
 		decodeProblem(t, h.from("203.0.113.3:1", "GET", "/v1/invitations/preview?token=forged-"+uuid.NewString(), ""), 404, contract.CodeTokenInvalid)
 	}
-	if n := h.srv.invitee.LinkLimit.Size(); n != 2 {
-		t.Fatalf("%d link buckets, want 2 (forged tokens must not make any)", n)
+	var n int
+	if err := stack.Store.Pool.QueryRow(t.Context(), `select count(*) from rate_limits where key like $1`,
+		h.limitKeys+"invitee-link:%").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d link buckets (%v), want 2 (forged tokens must not make any)", n, err)
+	}
+}
+
+// TestTwoReplicasEnforceOneLimit: two API servers of one deployment (one store, one key space)
+// share each bucket. An account may create 4 invitations a minute; 5 creates split across the
+// two, alternating, see exactly one refusal, as one server alone would.
+func TestTwoReplicasEnforceOneLimit(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	limit := config.RateLimit{Count: 4, Per: time.Minute}
+	a := h.serverWith(func(d *Deps) { d.Config.RateInvitationCreate = limit })
+	b := h.serverWith(func(d *Deps) { d.Config.RateInvitationCreate = limit })
+	refused := 0
+	for i := range 5 {
+		srv := []*Server{a, b}[i%2]
+		w := serve(t, srv, "POST", h.accountPath("/invitations"), h.inviteBody(uniqueEmail(fmt.Sprintf("replica%d", i)), ""),
+			"Authorization", "Bearer "+portalToken, "Content-Type", "application/json")
+		switch w.Code {
+		case 201:
+		case 429:
+			refused++
+			decodeProblem(t, w, 429, contract.CodeRateLimited)
+		default:
+			t.Fatalf("create %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("%d refusals across the two replicas, want exactly 1", refused)
+	}
+	// A server of another deployment (another key space) has a budget of its own.
+	other := h.serverWith(func(d *Deps) { d.Config.RateInvitationCreate = limit; d.RateLimitKeys = "other-" + randomHex(4) + ":" })
+	if w := serve(t, other, "POST", h.accountPath("/invitations"), h.inviteBody(uniqueEmail("replica-other"), ""),
+		"Authorization", "Bearer "+portalToken, "Content-Type", "application/json"); w.Code != 201 {
+		t.Fatalf("another deployment's create: %d %s", w.Code, w.Body)
 	}
 }
 
@@ -151,8 +187,7 @@ func TestRateLimitKeepsTheBody(t *testing.T) {
 	big := `{"token":"` + strings.Repeat("a", jsonbody.MaxBytes) + `"}`
 	req := httptest.NewRequest("POST", "/v1/invitations/decline", strings.NewReader(big))
 	req.ContentLength = -1 // chunked: the limit bites while reading
-	w := httptest.NewRecorder()
-	h.srv.engine.ServeHTTP(w, req)
+	w := h.send(h.srv, req)
 	decodeProblem(t, w, 413, contract.CodePayloadTooLarge)
 	p := decodeProblem(t, h.api("POST", "/v1/invitations/decline", `{"token":`), 422, contract.CodeValidation)
 	if p.Errors[0].Field != "body" {

@@ -17,7 +17,6 @@ import (
 	"github.com/onboarding-service/onboarding/server/pages"
 	"github.com/onboarding-service/onboarding/server/passwordreset"
 	"github.com/onboarding-service/onboarding/server/problem"
-	"github.com/onboarding-service/onboarding/server/ratelimit"
 	"github.com/onboarding-service/onboarding/server/workflowclient"
 	"github.com/onboarding-service/onboarding/workflows/contract"
 
@@ -42,6 +41,10 @@ type Deps struct {
 	Hasher   *password.Hasher
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// RateLimitKeys prefixes the keys of the rate limits' buckets, which live in Postgres so
+	// that every replica enforces one limit: replicas of one deployment share it (empty); tests
+	// give each server of theirs its own.
+	RateLimitKeys string
 }
 
 // readyTimeout bounds each readiness check.
@@ -107,7 +110,6 @@ func newServer(d Deps) *Server {
 		log:     d.Logger,
 		metrics: newHTTPMetrics(d.Registry),
 		now:     time.Now,
-		limits:  newRateLimits(d.Config),
 		codec:   codecserver.New(d.Config),
 
 		webhookPolicy:    webhook.Policy{AllowHTTP: !d.Config.Production(), AllowLocalhost: d.Config.WebhookAllowLocalhost},
@@ -120,16 +122,22 @@ func newServer(d Deps) *Server {
 		s.webhookSecrets = &secrets
 	}
 	clock := func() time.Time { return s.now() } // the server's clock, as tests set it
+	limit := sharedLimits(d)
+	s.limits = rateLimits{
+		inviteeIP:        limit(d.Config.RateInviteeIP, "invitee-ip"),
+		invitationCreate: limit(d.Config.RateInvitationCreate, "invitations-account"),
+		unauthorizedIP:   limit(d.Config.RateUnauthorizedIP, "unauthorized-ip"),
+	}
 	s.invitee = &invitee.Service{
 		Store: d.Store, Signer: d.Signer, Hasher: d.Hasher, Workflows: s.workflows,
-		LinkLimit:  ratelimit.New(d.Config.RateInviteeToken),
-		SignInUser: ratelimit.New(d.Config.RateSignInUser), SignInClient: ratelimit.New(d.Config.RateSignInIP),
+		LinkLimit:  limit(d.Config.RateInviteeToken, "invitee-link"),
+		SignInUser: limit(d.Config.RateSignInUser, "signin-user"), SignInClient: limit(d.Config.RateSignInIP, "signin-ip"),
 		Now: clock,
 	}
 	s.resets = &passwordreset.Service{
 		Store: d.Store, Signer: d.Signer.PasswordReset(), Hasher: d.Hasher, Workflows: s.workflows,
 		TTL:          d.Config.PasswordResetTTL,
-		AddressLimit: ratelimit.New(d.Config.RatePasswordResetEmail), ClientLimit: ratelimit.New(d.Config.RatePasswordResetIP),
+		AddressLimit: limit(d.Config.RatePasswordResetEmail, "reset-email"), ClientLimit: limit(d.Config.RatePasswordResetIP, "reset-ip"),
 		CheckEmail: emailProblem, Now: clock,
 	}
 	s.pages = pages.New(pages.Deps{Config: d.Config, Invitee: s.invitee, Resets: s.resets, Logger: d.Logger, Now: clock,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -91,6 +92,11 @@ type harness struct {
 	group   store.Group
 	// scopedToken is an API token allowed on account only.
 	scopedToken string
+	// responsesOnly: the OpenAPI validator judges answers only (fuzz inputs; see exchange).
+	responsesOnly bool
+	// limitKeys is the key space of this harness's rate-limit buckets in Postgres: its own, so
+	// parallel tests (all from httptest's one client address) never spend each other's budget.
+	limitKeys string
 }
 
 type harnessSettings struct {
@@ -126,7 +132,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		o(&set)
 	}
 	logs := &syncLog{}
-	h := &harness{t: t, cfg: set.cfg, logs: logs}
+	h := &harness{t: t, cfg: set.cfg, logs: logs, limitKeys: "test-" + randomHex(6) + ":"}
 	h.srv = newServer(h.deps())
 
 	name, _ := json.Marshal(set.accountName)
@@ -162,6 +168,8 @@ func (h *harness) deps() Deps {
 		Signer:   invitetoken.NewSigner(h.cfg.TokenSecret, h.cfg.TokenSecretPrevious...),
 		Hasher:   password.NewHasher(2),
 		Logger:   slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Servers of one harness share its buckets, as replicas of one deployment do.
+		RateLimitKeys: h.limitKeys,
 	}
 }
 
@@ -186,11 +194,23 @@ func (l *syncLog) String() string {
 // do sends a request to the harness server; headers alternate names and values.
 func (h *harness) do(method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	h.t.Helper()
-	return serve(h.srv, method, path, body, headers...)
+	return h.send(h.srv, newRequest(method, path, body, headers...))
 }
 
-// serve sends a request to s.
-func serve(s *Server, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+// send serves req on s, checked against the OpenAPI document (see exchange).
+func (h *harness) send(s *Server, req *http.Request) *httptest.ResponseRecorder {
+	h.t.Helper()
+	return exchange(h.t, s, req, h.responsesOnly)
+}
+
+// serve sends a request to s, checked against the OpenAPI document (see exchange).
+func serve(t testing.TB, s *Server, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	return exchange(t, s, newRequest(method, path, body, headers...), false)
+}
+
+// newRequest is a test request; headers alternate names and values.
+func newRequest(method, path, body string, headers ...string) *http.Request {
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -199,9 +219,7 @@ func serve(s *Server, method, path, body string, headers ...string) *httptest.Re
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	w := httptest.NewRecorder()
-	s.engine.ServeHTTP(w, req)
-	return w
+	return req
 }
 
 // api sends an authenticated JSON request with the portal's token.

@@ -183,18 +183,18 @@ func TestWebhookURLRefusals(t *testing.T) {
 	// http is development only; localhost only with WEBHOOK_ALLOW_LOCALHOST (and https or not).
 	h.createWebhook(`{"url":"http://93.184.215.14/hook"}`)
 	prod := h.serverWith(func(d *Deps) { d.Config.Env = "production" })
-	p := decodeProblem(t, serve(prod, "POST", h.accountPath("/webhooks"), `{"url":"http://93.184.215.14/hook"}`,
+	p := decodeProblem(t, serve(t, prod, "POST", h.accountPath("/webhooks"), `{"url":"http://93.184.215.14/hook"}`,
 		"Authorization", "Bearer "+portalToken), 422, contract.CodeWebhookURLInvalid)
 	if !strings.Contains(p.Detail, "https") {
 		t.Errorf("production http: %+v", p)
 	}
 	local := h.serverWith(func(d *Deps) { d.Config.WebhookAllowLocalhost = true })
 	for _, u := range []string{"http://localhost:8099/hook", "http://127.0.0.1:8099/hook"} {
-		if w := serve(local, "POST", h.accountPath("/webhooks"), fmt.Sprintf(`{"url":%q}`, u), "Authorization", "Bearer "+portalToken); w.Code != 201 {
+		if w := serve(t, local, "POST", h.accountPath("/webhooks"), fmt.Sprintf(`{"url":%q}`, u), "Authorization", "Bearer "+portalToken); w.Code != 201 {
 			t.Errorf("%s with localhost allowed: %d %s", u, w.Code, w.Body)
 		}
 	}
-	decodeProblem(t, serve(local, "POST", h.accountPath("/webhooks"), `{"url":"https://10.0.0.1/hook"}`,
+	decodeProblem(t, serve(t, local, "POST", h.accountPath("/webhooks"), `{"url":"https://10.0.0.1/hook"}`,
 		"Authorization", "Bearer "+portalToken), 422, contract.CodeWebhookURLInvalid)
 
 	// Fields.

@@ -60,17 +60,17 @@ func tokenInvalid() *problem.Problem {
 
 // Admit verifies token and counts one use of its link against the per-link limit: the first
 // look at a link in a request. A bad token is token_invalid, a spent link rate_limited.
-func (s *Service) Admit(token string) error {
-	_, _, err := s.admit(token)
+func (s *Service) Admit(ctx context.Context, token string) error {
+	_, _, err := s.admit(ctx, token)
 	return err
 }
 
-func (s *Service) admit(token string) (uuid.UUID, int, error) {
+func (s *Service) admit(ctx context.Context, token string) (uuid.UUID, int, error) {
 	id, gen, err := s.Signer.Verify(token)
 	if err != nil {
 		return uuid.Nil, 0, tokenInvalid()
 	}
-	if wait := s.LinkLimit.Take(id.String()+"/"+strconv.Itoa(gen), s.Now()); wait > 0 {
+	if wait := s.LinkLimit.Take(ctx, id.String()+"/"+strconv.Itoa(gen), s.Now()); wait > 0 {
 		return uuid.Nil, 0, ratelimit.Refusal(wait, "for this invitation link")
 	}
 	return id, gen, nil
@@ -80,7 +80,7 @@ func (s *Service) admit(token string) (uuid.UUID, int, error) {
 // (malformed, forged, naming no invitation or a generation that never existed) gets the same
 // answer, so the answer tells an attacker nothing.
 func (s *Service) Resolve(ctx context.Context, token string) (Link, error) {
-	id, gen, err := s.admit(token)
+	id, gen, err := s.admit(ctx, token)
 	if err != nil {
 		return Link{}, err
 	}
@@ -251,7 +251,7 @@ func (s *Service) signIn(ctx context.Context, inv store.Invitation, pw, client s
 		set       *ratelimit.Set
 		key, what string
 	}{{s.SignInUser, userKey, "for this account's sign-in"}, {s.SignInClient, "client:" + client, "from this address"}} {
-		if wait := l.set.Blocked(l.key, now); wait > 0 {
+		if wait := l.set.Blocked(ctx, l.key, now); wait > 0 {
 			return ratelimit.Refusal(wait, l.what)
 		}
 	}
@@ -263,8 +263,8 @@ func (s *Service) signIn(ctx context.Context, inv store.Invitation, pw, client s
 		return ctxErr
 	}
 	if err != nil || !ok || hash == noPassword {
-		s.SignInUser.Take(userKey, now)
-		s.SignInClient.Take("client:"+client, now)
+		s.SignInUser.Take(ctx, userKey, now)
+		s.SignInClient.Take(ctx, "client:"+client, now)
 		p := problem.New(contract.CodeCredentialsInvalid,
 			"You already have an account: sign in with its password to accept. If you forgot it, reset it first.")
 		p.Errors = []problem.FieldError{{Field: "password", Message: "is not the password of your existing account"}}

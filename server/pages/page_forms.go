@@ -170,7 +170,7 @@ func (h *Handlers) pageForm(c *gin.Context) (url.Values, string, invitee.Link, b
 	token := form.Get("token")
 	// A link that is no link gets its page first: whatever the CSRF token, nothing could happen.
 	// A link used too often is refused before the form is looked at, as the address limit is.
-	if err := h.invitee.Admit(token); err != nil {
+	if err := h.invitee.Admit(c.Request.Context(), token); err != nil {
 		var p *problem.Problem
 		if errors.As(err, &p) && p.Code == contract.CodeRateLimited {
 			// The same page as the address limit's, which answers before the form is read.

@@ -68,10 +68,10 @@ func (s *Service) Request(ctx context.Context, email, client string) error {
 		return problem.InvalidField("email", msg)
 	}
 	now := s.Now()
-	if wait := s.ClientLimit.Take("client:"+client, now); wait > 0 {
+	if wait := s.ClientLimit.Take(ctx, "client:"+client, now); wait > 0 {
 		return ratelimit.Refusal(wait, "for password resets from this address")
 	}
-	if wait := s.AddressLimit.Take("email:"+email, now); wait > 0 {
+	if wait := s.AddressLimit.Take(ctx, "email:"+email, now); wait > 0 {
 		return ratelimit.Refusal(wait, "for password resets of this email address")
 	}
 	return s.Workflows.RequestPasswordReset(ctx, email, s.TTL)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
 	"slices"
@@ -33,8 +34,14 @@ type inviteLink struct {
 
 func (f fixture) users(t *testing.T) map[string]accountUser {
 	t.Helper()
+	res, err := typedPortal(t).ListAccountUsersWithResponse(context.Background(), mustID(t, f.AccountID))
+	noErr(t, "list users", err)
+	r := asResponse(t, "list users", res.HTTPResponse, res.Body).expect(t, 200)
+	if res.JSON200 == nil {
+		t.Fatalf("list users: no list in %s", r.Body)
+	}
 	var out struct{ Items []accountUser }
-	portal().do(t, "GET", f.path("/users"), nil).expect(t, 200).decode(t, &out)
+	r.decode(t, &out)
 	byEmail := map[string]accountUser{}
 	for _, u := range out.Items {
 		if _, dup := byEmail[strings.ToLower(u.Email)]; dup {
@@ -47,8 +54,14 @@ func (f fixture) users(t *testing.T) map[string]accountUser {
 
 func (f fixture) link(t *testing.T, id string) inviteLink {
 	t.Helper()
+	res, err := typedPortal(t).GetInvitationLinkWithResponse(context.Background(), mustID(t, f.AccountID), mustID(t, id))
+	noErr(t, "invitation link", err)
+	r := asResponse(t, "invitation link", res.HTTPResponse, res.Body).expect(t, 200)
+	if res.JSON200 == nil {
+		t.Fatalf("invitation link: no link in %s", r.Body)
+	}
 	var l inviteLink
-	portal().do(t, "GET", f.path("/invitations/"+id+"/link"), nil).expect(t, 200).decode(t, &l)
+	r.decode(t, &l)
 	return l
 }
 

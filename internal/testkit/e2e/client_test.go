@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/onboarding-service/onboarding/client"
 	"github.com/onboarding-service/onboarding/internal/testkit/apitest"
 )
 
@@ -151,23 +152,34 @@ func (r response) expectInvalid(t *testing.T, fields ...string) problem {
 	return p
 }
 
-// createInvitation creates an invitation through c and returns it.
+// createInvitation creates an invitation through c (the generated client) and returns it.
 func (f fixture) createInvitation(t *testing.T, c apiClient, email string) invitation {
 	t.Helper()
+	res, err := c.typed(t).CreateInvitationWithResponse(context.Background(), mustID(t, f.AccountID), nil, f.inviteRequest(t, email))
+	noErr(t, "create invitation", err)
+	r := asResponse(t, "create invitation", res.HTTPResponse, res.Body).expect(t, 201)
+	if res.JSON201 == nil {
+		t.Fatalf("create invitation: no invitation in %s", r.Body)
+	}
 	var inv invitation
-	c.do(t, "POST", f.path("/invitations"), f.inviteBody(email)).expect(t, 201).decode(t, &inv)
+	r.decode(t, &inv)
 	if inv.InviteURL == nil {
 		t.Fatalf("created invitation %+v has no invite_url", inv)
 	}
 	return inv
 }
 
-// accept accepts an invite token as a new user, with a good password.
+// accept accepts an invite token as a new user, with a good password (the generated client).
 func accept(t *testing.T, token string) response {
 	t.Helper()
-	return invitee().do(t, "POST", "/v1/invitations/accept", map[string]any{
-		"token": token, "password": "Correct-Horse-42", "accept_terms": true,
+	password := "Correct-Horse-42"
+	res, err := invitee().typed(t).AcceptInvitationWithResponse(context.Background(), client.AcceptRequest{
+		Token: token, Password: &password, AcceptTerms: true,
 	})
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	return asResponse(t, "accept", res.HTTPResponse, res.Body)
 }
 
 // invitation is the contract's invitation object.
@@ -222,18 +234,31 @@ func newFixture(t testing.TB, seats int) fixture {
 	t.Helper()
 	var f fixture
 	f.AccountName = "Acme " + randomHex(3)
-	var acct struct{ ID, Name string }
-	portal().do(t, "POST", "/v1/accounts", map[string]any{"name": f.AccountName}).expect(t, 201).decode(t, &acct)
-	f.AccountID = acct.ID
-	var sub subscription
-	portal().do(t, "POST", "/v1/accounts/"+f.AccountID+"/subscriptions", map[string]any{
-		"application": "Adobe Creative Cloud", "name": "Design Team", "seats": seats,
-		"roles": []string{"viewer", "editor", "admin"},
-	}).expect(t, 201).decode(t, &sub)
-	f.SubscriptionID = sub.ID
-	var group struct{ ID string }
-	portal().do(t, "POST", "/v1/accounts/"+f.AccountID+"/groups", map[string]any{"name": "Designers"}).expect(t, 201).decode(t, &group)
-	f.GroupID = group.ID
+	ctx, c := context.Background(), typedPortal(t)
+	acct, err := c.CreateAccountWithResponse(ctx, client.NameRequest{Name: f.AccountName})
+	noErr(t, "create account", err)
+	asResponse(t, "create account", acct.HTTPResponse, acct.Body).expect(t, 201)
+	if acct.JSON201 == nil {
+		t.Fatalf("create account: no account in %s", acct.Body)
+	}
+	f.AccountID = acct.JSON201.Id.String()
+	sub, err := c.CreateSubscriptionWithResponse(ctx, acct.JSON201.Id, client.SubscriptionCreate{
+		Application: "Adobe Creative Cloud", Name: "Design Team", Seats: seats,
+		Roles: []string{"viewer", "editor", "admin"},
+	})
+	noErr(t, "create subscription", err)
+	asResponse(t, "create subscription", sub.HTTPResponse, sub.Body).expect(t, 201)
+	if sub.JSON201 == nil {
+		t.Fatalf("create subscription: no subscription in %s", sub.Body)
+	}
+	f.SubscriptionID = sub.JSON201.Id.String()
+	group, err := c.CreateGroupWithResponse(ctx, acct.JSON201.Id, client.NameRequest{Name: "Designers"})
+	noErr(t, "create group", err)
+	asResponse(t, "create group", group.HTTPResponse, group.Body).expect(t, 201)
+	if group.JSON201 == nil {
+		t.Fatalf("create group: no group in %s", group.Body)
+	}
+	f.GroupID = group.JSON201.Id.String()
 	return f
 }
 
@@ -250,15 +275,27 @@ func (f fixture) inviteBody(email string) map[string]any {
 
 func (f fixture) subscription(t *testing.T) subscription {
 	t.Helper()
+	res, err := typedPortal(t).GetSubscriptionWithResponse(context.Background(), mustID(t, f.AccountID), mustID(t, f.SubscriptionID))
+	noErr(t, "get subscription", err)
+	r := asResponse(t, "get subscription", res.HTTPResponse, res.Body).expect(t, 200)
+	if res.JSON200 == nil {
+		t.Fatalf("get subscription: no subscription in %s", r.Body)
+	}
 	var s subscription
-	portal().do(t, "GET", f.path("/subscriptions/"+f.SubscriptionID), nil).expect(t, 200).decode(t, &s)
+	r.decode(t, &s)
 	return s
 }
 
 func (f fixture) invitation(t *testing.T, c apiClient, id string) invitation {
 	t.Helper()
+	res, err := c.typed(t).GetInvitationWithResponse(context.Background(), mustID(t, f.AccountID), mustID(t, id))
+	noErr(t, "get invitation", err)
+	r := asResponse(t, "get invitation", res.HTTPResponse, res.Body).expect(t, 200)
+	if res.JSON200 == nil {
+		t.Fatalf("get invitation: no invitation in %s", r.Body)
+	}
 	var inv invitation
-	c.do(t, "GET", f.path("/invitations/"+id), nil).expect(t, 200).decode(t, &inv)
+	r.decode(t, &inv)
 	return inv
 }
 

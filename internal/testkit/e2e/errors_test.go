@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/onboarding-service/onboarding/client"
 	"github.com/onboarding-service/onboarding/internal/invitetoken"
 )
 
@@ -29,20 +30,62 @@ type preview struct {
 	RequiresPassword bool      `json:"requires_password"`
 }
 
+// previewOf is the invitee's preview of token (the generated client).
 func previewOf(t *testing.T, token string) response {
 	t.Helper()
-	return invitee().do(t, "GET", "/v1/invitations/preview?token="+url.QueryEscape(token), nil)
+	res, err := invitee().typed(t).PreviewInvitationWithResponse(context.Background(), &client.PreviewInvitationParams{Token: token})
+	if err != nil {
+		t.Fatalf("preview: %v", err)
+	}
+	return asResponse(t, "preview", res.HTTPResponse, res.Body)
 }
 
+// decline declines token (the generated client).
 func decline(t *testing.T, token string) response {
 	t.Helper()
-	return invitee().do(t, "POST", "/v1/invitations/decline", map[string]any{"token": token})
+	res, err := invitee().typed(t).DeclineInvitationWithResponse(context.Background(), client.DeclineRequest{Token: token})
+	if err != nil {
+		t.Fatalf("decline: %v", err)
+	}
+	return asResponse(t, "decline", res.HTTPResponse, res.Body)
 }
 
-// action runs resend, renew or revoke on an invitation of f.
+// action runs resend, renew or revoke on an invitation of f (the generated client; a name or
+// an id the document has no operation for is sent as is).
 func (f fixture) action(t *testing.T, c apiClient, id, name string) response {
 	t.Helper()
-	return c.do(t, "POST", f.path("/invitations/"+id+"/"+name), nil)
+	acc, errA := uuid.Parse(f.AccountID)
+	inv, errI := uuid.Parse(id)
+	if errA != nil || errI != nil {
+		return c.do(t, "POST", f.path("/invitations/"+id+"/"+name), nil)
+	}
+	ctx, tc := context.Background(), c.typed(t)
+	var (
+		res  *http.Response
+		body []byte
+		err  error
+	)
+	switch name {
+	case "resend":
+		var r *client.ResendInvitationResponse
+		if r, err = tc.ResendInvitationWithResponse(ctx, acc, inv, nil); err == nil {
+			res, body = r.HTTPResponse, r.Body
+		}
+	case "renew":
+		var r *client.RenewInvitationResponse
+		if r, err = tc.RenewInvitationWithResponse(ctx, acc, inv); err == nil {
+			res, body = r.HTTPResponse, r.Body
+		}
+	case "revoke":
+		var r *client.RevokeInvitationResponse
+		if r, err = tc.RevokeInvitationWithResponse(ctx, acc, inv); err == nil {
+			res, body = r.HTTPResponse, r.Body
+		}
+	default:
+		return c.do(t, "POST", f.path("/invitations/"+id+"/"+name), nil)
+	}
+	noErr(t, name, err)
+	return asResponse(t, name, res, body)
 }
 
 // TestErrorsUnauthorized: a portal route without a usable API token answers 401 whatever is

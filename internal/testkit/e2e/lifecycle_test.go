@@ -174,14 +174,11 @@ func TestLifecycleExistingUser(t *testing.T) {
 // acceptNewUser invites email into f and accepts as a new user; it returns the user id.
 func acceptNewUser(t *testing.T, f fixture, email string) string {
 	t.Helper()
-	var inv invitation
-	portal().do(t, "POST", f.path("/invitations"), f.inviteBody(email)).expect(t, 201).decode(t, &inv)
+	inv := f.createInvitation(t, portal(), email)
 	var accepted struct {
 		UserID string `json:"user_id"`
 	}
-	invitee().do(t, "POST", "/v1/invitations/accept", map[string]any{
-		"token": tokenOf(t, *inv.InviteURL), "password": "Correct-Horse-42", "accept_terms": true,
-	}).expect(t, 200).decode(t, &accepted)
+	accept(t, tokenOf(t, *inv.InviteURL)).expect(t, 200).decode(t, &accepted)
 	return accepted.UserID
 }
 

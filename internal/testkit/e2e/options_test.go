@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -76,8 +77,14 @@ func (f fixture) createWith(t *testing.T, c apiClient, email string, opts map[st
 
 func (f fixture) getOpt(t *testing.T, c apiClient, id string) optInvitation {
 	t.Helper()
+	res, err := c.typed(t).GetInvitationWithResponse(context.Background(), mustID(t, f.AccountID), mustID(t, id))
+	noErr(t, "get invitation", err)
+	r := asResponse(t, "get invitation", res.HTTPResponse, res.Body).expect(t, 200)
+	if res.JSON200 == nil {
+		t.Fatalf("get invitation: no invitation in %s", r.Body)
+	}
 	var inv optInvitation
-	c.do(t, "GET", f.path("/invitations/"+id), nil).expect(t, 200).decode(t, &inv)
+	r.decode(t, &inv)
 	return inv
 }
 
