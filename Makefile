@@ -4,6 +4,8 @@
 #   make test     vet and every test, end-to-end and fault-injection ones included (needs no `make run`; runs beside it)
 #   make test-faults       only the fault-injection suite (internal/testkit/faults), verbose
 #   make record-histories  record the workflow histories that workflows/replay_test.go replays
+#   make cluster  the production topology: a Temporal server on Postgres, two workers, two APIs behind one address
+#   make test-cluster      the end-to-end and fault suites on that topology, and its own fault tests
 #   make bench    the service measured against raw Temporal: docs/benchmarks.md, test-artifacts/bench.txt
 #   make build    compile everything, binaries into .bin/
 #   make generate          regenerate the Go client (client/) and the portal's TypeScript types from the OpenAPI document
@@ -20,10 +22,15 @@ BIN := $(CURDIR)/.bin
 # with go install.
 TEMPORAL_CLI_VERSION := v1.5.1
 TEMPORAL_CLI := $(BIN)/temporal
+# make cluster's Temporal: the server, its SQL schema tool and the UI server at the versions the
+# pinned CLI embeds (`temporal --version`); keep equal to devstack.TemporalServerVersion and
+# devstack.TemporalUIVersion.
+TEMPORAL_SERVER_VERSION := v1.29.1
+TEMPORAL_UI_VERSION := v2.42.1
 WORKFLOWCHECK_VERSION := v0.6.0
 WORKFLOWCHECK := $(BIN)/workflowcheck
 
-.PHONY: run test test-faults record-histories bench build temporal-cli workflowcheck chromium prometheus fuzz postgres deps clean openapi-tools lint-openapi generate check-generated
+.PHONY: cluster cluster-binaries test-cluster run test test-faults record-histories bench build temporal-cli workflowcheck chromium prometheus fuzz postgres deps clean openapi-tools lint-openapi generate check-generated
 
 deps: postgres temporal-cli
 
@@ -33,6 +40,18 @@ postgres:
 # About 4 minutes on a cold Go build cache, so only when missing.
 temporal-cli:
 	test -x $(TEMPORAL_CLI) || GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# go-install-as NAME PACKAGE@VERSION installs one binary as .bin/NAME, only when missing (the
+# server and the UI server are both called "server").
+define go-install-as
+	test -x $(BIN)/$(1) || { d=$$(mktemp -d); GOBIN=$$d $(GO) install $(2) && mkdir -p $(BIN) && mv $$d/* $(BIN)/$(1); rm -rf $$d; }
+endef
+
+# About 3 minutes on a cold build cache, the three together.
+cluster-binaries:
+	$(call go-install-as,temporal-server,go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION))
+	$(call go-install-as,temporal-sql-tool,go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION))
+	$(call go-install-as,temporal-ui-server,github.com/temporalio/ui-server/v2/cmd/server@$(TEMPORAL_UI_VERSION))
 
 # Temporal's determinism checker for workflow code (map iteration, wall-clock time, goroutines...).
 workflowcheck:
@@ -94,6 +113,21 @@ run: deps
 	$(GO) build -o $(BIN)/onboarding-dev ./internal/devstack/cmd/onboarding-dev
 	$(BIN)/onboarding-dev
 
+# The production topology on this machine (internal/devstack/cmd/onboarding-dev/cluster.go): a
+# Temporal server of four processes on Postgres, two workers, two APIs behind a load balancer on
+# HTTP_ADDR, the Temporal UI; a replica that exits is started again. State in .data/cluster/.
+cluster: postgres cluster-binaries
+	$(GO) build -o $(BIN)/onboarding-dev ./internal/devstack/cmd/onboarding-dev
+	$(BIN)/onboarding-dev -cluster
+
+# The end-to-end (webhooks included) and fault suites on a Temporal cluster on Postgres, with two
+# worker and two API replicas behind a load balancer, then the cluster's own tests
+# (internal/testkit/cluster: make cluster's processes, replicas and Temporal services killed).
+CLUSTER_SUITES := ./internal/testkit/e2e ./internal/testkit/cluster
+test-cluster: deps cluster-binaries chromium prometheus
+	TEST_TEMPORAL=cluster TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 40m $(CLUSTER_SUITES)
+	TEST_TEMPORAL=cluster TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 30m $(FAULTS)
+
 # Tests start their own Temporal dev servers on free ports and use their own databases, so they
 # never meet a running `make run`. The fault suite runs after the others, on its own: its faults
 # are timed (a connection killed every 20 ms, a process stopped mid-activity), and on two cores
@@ -102,7 +136,7 @@ FAULTS := ./internal/testkit/faults
 test: deps workflowcheck chromium prometheus lint-openapi check-generated
 	$(GO) vet ./...
 	$(WORKFLOWCHECK) ./workflows/...
-	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/internal/testkit/faults$$')
+	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 40m $$($(GO) list ./... | grep -v -e '/internal/testkit/faults$$' -e '/internal/testkit/cluster$$')
 	TEMPORAL_CLI=$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 30m $(FAULTS)
 	$(MAKE) --no-print-directory fuzz
 

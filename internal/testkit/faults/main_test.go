@@ -49,7 +49,8 @@ type suite struct {
 	db    *pgxpool.Pool
 	admin *pgxpool.Pool
 
-	temporal *devstack.Temporal
+	// temporal is the dev server, or with TEST_TEMPORAL=cluster a cluster on Postgres.
+	temporal devstack.TemporalServer
 	tc       client.Client
 
 	resend *resendtest.Server
@@ -135,16 +136,16 @@ func setUp(m *testing.M) (int, error) {
 	}
 	defer s.admin.Close()
 
-	s.temporal, err = devstack.StartTemporal(ctx, devstack.TemporalOptions{
-		Binary:  s.cliBin,
-		DBFile:  filepath.Join(s.tmp, "temporal.db"),
-		LogFile: filepath.Join(s.artifacts, "temporal.log"),
+	var stopTemporal func()
+	s.temporal, stopTemporal, err = devstack.StartTestTemporal(ctx, devstack.TestTemporalOptions{
+		CLI: s.cliBin, Root: s.root, Dir: s.tmp, LogFile: filepath.Join(s.artifacts, "temporal.log"),
+		PostgresURL: s.dbURL, DBPrefix: "temporal_faults_" + randomHex(6),
 	})
 	if err != nil {
 		<-built
 		return 0, err
 	}
-	defer func() { _ = s.temporal.Stop() }()
+	defer stopTemporal()
 	if err := <-built; err != nil {
 		return 0, err
 	}

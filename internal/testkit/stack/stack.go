@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -63,10 +64,14 @@ type Stack struct {
 	DBURL    string
 	Store    *store.Store
 	Temporal client.Client
-	Server   *devstack.Temporal
-	Resend   *resendtest.Server
-	Logger   *slog.Logger
-	// API serves with Cfg, Short with ShortCfg; both share the database and the worker.
+	// Server is the Temporal dev server, or with TEST_TEMPORAL=cluster (make test-cluster) a
+	// Temporal cluster on Postgres (devstack.StartCluster).
+	Server devstack.TemporalServer
+	Resend *resendtest.Server
+	Logger *slog.Logger
+	// API serves with Cfg, Short with ShortCfg; both share the database and the worker. With
+	// TEST_TEMPORAL=cluster each is a load balancer (devstack.LoadBalancer) over two API
+	// replicas, and two worker replicas (each its own Temporal connection) share the tasks.
 	API   *httptest.Server
 	Short *httptest.Server
 	// Token is an unscoped API token (BOOTSTRAP_API_TOKEN).
@@ -131,12 +136,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.defer_(func() { _ = os.RemoveAll(tmp) })
-	if s.Server, err = devstack.StartTemporal(ctx, devstack.TemporalOptions{
-		Binary: bin, DBFile: filepath.Join(tmp, "temporal.db"), LogFile: filepath.Join(artifacts, opts.Name+"-temporal.log"),
-	}); err != nil {
+	if s.Server, err = startTemporal(ctx, s, root, bin, tmp, artifacts, opts.Name); err != nil {
 		return nil, err
 	}
-	s.defer_(func() { _ = s.Server.Stop() })
 
 	s.Resend = resendtest.NewServer("re_test_" + RandomHex(8))
 	s.defer_(s.Resend.Close)
@@ -189,22 +191,52 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	s.defer_(s.Temporal.Close)
 
-	acts, err := worker.NewActivities(s.Cfg, s.Store, s.Logger)
-	if err != nil {
+	if err := s.startWorker(s.Temporal); err != nil {
 		return nil, err
 	}
-	mainWorker, emailWorker := worker.New(s.Temporal, s.Cfg, acts)
-	if err := emailWorker.Start(); err != nil {
+	if cluster {
+		// The second worker replica: its own connection, polling the same task queues.
+		second, err := temporalclient.Dial(ctx, s.Cfg, s.Logger, temporalclient.WithPayloadEncryption(s.Cfg))
+		if err != nil {
+			return nil, err
+		}
+		s.defer_(second.Close)
+		if err := s.startWorker(second); err != nil {
+			return nil, err
+		}
+	}
+	if err := worker.EnsureMaintenanceSchedule(ctx, s.Temporal, s.Cfg); err != nil {
 		return nil, err
+	}
+
+	if s.API, err = s.serve(s.Cfg); err != nil {
+		return nil, err
+	}
+	if s.Short, err = s.serve(s.ShortCfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startWorker runs one worker replica on tc: the invitation and email workers, the webhook
+// worker and its dispatcher.
+func (s *Stack) startWorker(tc client.Client) error {
+	acts, err := worker.NewActivities(s.Cfg, s.Store, s.Logger)
+	if err != nil {
+		return err
+	}
+	mainWorker, emailWorker := worker.New(tc, s.Cfg, acts)
+	if err := emailWorker.Start(); err != nil {
+		return err
 	}
 	s.defer_(emailWorker.Stop)
 	if err := mainWorker.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	s.defer_(mainWorker.Stop)
-	hooks := worker.NewWebhooks(s.Temporal, s.Cfg, s.Store, nil, s.Logger)
+	hooks := worker.NewWebhooks(tc, s.Cfg, s.Store, nil, s.Logger)
 	if err := hooks.Worker.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	s.defer_(hooks.Worker.Stop)
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
@@ -217,15 +249,31 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		stopDispatch()
 		<-dispatched
 	})
-	if err := worker.EnsureMaintenanceSchedule(ctx, s.Temporal, s.Cfg); err != nil {
+	return nil
+}
+
+// serve starts the API with cfg: one server, or on a cluster a load balancer over two.
+func (s *Stack) serve(cfg config.Config) (*httptest.Server, error) {
+	if !cluster {
+		srv := httptest.NewServer(s.Handler(cfg, prometheus.NewRegistry()))
+		s.defer_(srv.Close)
+		return srv, nil
+	}
+	var urls []string
+	for range 2 {
+		replica := httptest.NewServer(s.Handler(cfg, prometheus.NewRegistry()))
+		s.defer_(replica.Close)
+		urls = append(urls, replica.URL)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.defer_(cancel)
+	lb, err := devstack.NewLoadBalancer(ctx, urls, "/readyz", s.Logger)
+	if err != nil {
 		return nil, err
 	}
-
-	s.API = httptest.NewServer(s.Handler(s.Cfg, prometheus.NewRegistry()))
-	s.defer_(s.API.Close)
-	s.Short = httptest.NewServer(s.Handler(s.ShortCfg, prometheus.NewRegistry()))
-	s.defer_(s.Short.Close)
-	return s, nil
+	srv := httptest.NewServer(lb)
+	s.defer_(srv.Close)
+	return srv, nil
 }
 
 // Handler returns the real API router over the stack's database and Temporal, with cfg.
@@ -268,7 +316,17 @@ func databaseURL(base, name string) (string, error) {
 }
 
 // testDatabaseName matches the databases databaseURL names, capturing the owner's pid.
-var testDatabaseName = regexp.MustCompile(`^onboarding_[a-z0-9]+_p([0-9]+)_[0-9a-f]+$`)
+// A cluster's Temporal databases (see startTemporal) match too.
+var testDatabaseName = regexp.MustCompile(`^onboarding_[a-z0-9]+_p([0-9]+)_[0-9a-f]+(_visibility)?$`)
+
+// dbName is the database part of a DATABASE_URL.
+func dbName(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
 
 // dropAbandoned drops the test databases whose owning process is gone: one killed before its
 // cleanup ran (a fuzzing worker the fuzzer stops, a test binary hit by its timeout) would

@@ -5,23 +5,28 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/onboarding-service/onboarding/internal/devstack"
 )
 
 type bannerInfo struct {
 	apiURL, uiURL, workerMetricsURL string
-	temporal                        *devstack.Temporal
-	temporalLog                     string
-	apiToken, apiTokenSource        string
-	tokenSecretRandom               bool
-	resend                          bool
-	demo                            demoData
+	temporal                        interface {
+		Address() string
+		Namespace() string
+	}
+	temporalLog              string
+	apiToken, apiTokenSource string
+	tokenSecretRandom        bool
+	resend                   bool
+	demo                     demoData
 	// The codec: the endpoint the UI decodes through, the CLI's token and where the key and
 	// token are kept; localUI is true when the UI's browser needs no token (CODEC_ALLOW_LOCAL_UI).
 	codecEndpoint, codecToken          string
 	codecTokenSource, payloadKeySource string
 	localUI                            bool
+	// make cluster's: each replica's metrics (the API's address balances over them) and what
+	// runs where.
+	apiMetricsURLs, workerMetricsURLs []string
+	topology                          []string
 }
 
 func printBanner(b bannerInfo) {
@@ -42,9 +47,21 @@ func printBanner(b bannerInfo) {
 	p("")
 	p("  API              %s   (OpenAPI: %s/openapi.yaml)", b.apiURL, b.apiURL)
 	p("  Temporal UI      %s", b.uiURL)
-	p("  API metrics      %s/metrics", b.apiURL)
-	p("  Worker metrics   %s", b.workerMetricsURL)
+	if len(b.apiMetricsURLs) > 0 {
+		p("  API metrics      %s", strings.Join(b.apiMetricsURLs, "  "))
+		p("  Worker metrics   %s", strings.Join(b.workerMetricsURLs, "  "))
+	} else {
+		p("  API metrics      %s/metrics", b.apiURL)
+		p("  Worker metrics   %s", b.workerMetricsURL)
+	}
 	p("  Temporal         %s, namespace %s (log: %s)", b.temporal.Address(), b.temporal.Namespace(), b.temporalLog)
+	for i, t := range b.topology {
+		if i == 0 {
+			p("  Topology         %s", t)
+		} else {
+			p("                   %s", t)
+		}
+	}
 	p("  API token        %s", b.apiToken)
 	p("                   (%s)", b.apiTokenSource)
 	p("  Payloads         encrypted in Temporal (key %s)", b.payloadKeySource)

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,6 +39,7 @@ const (
 var terminal = &lockedWriter{w: os.Stdout}
 
 func main() {
+	flag.Parse()
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 	err := run(ctx, stopSignals)
@@ -46,6 +48,29 @@ func main() {
 		os.Exit(1)
 	}
 	// Stopped by Ctrl-C or SIGTERM: that is the normal end, even if it interrupted the start.
+}
+
+// clusterMode is `make cluster`: the production topology, replicas restarted when they exit.
+var clusterMode = flag.Bool("cluster", false, "run the production topology (make cluster): a Temporal server on Postgres, two workers, two APIs behind a load balancer")
+
+// Where make cluster keeps its state and finds its binaries; the cluster tests
+// (internal/testkit/cluster) point both elsewhere.
+var (
+	dataDir = flag.String("data", "", "with -cluster: the state directory (default .data/cluster)")
+	binDir  = flag.String("bin", "", "with -cluster: the binaries' directory (default .bin)")
+)
+
+func runCluster(ctx context.Context, stopSignals func(), l layout) error {
+	cs, err := startClusterStack(ctx, l)
+	if err != nil {
+		return err
+	}
+	defer cs.stop()
+	printBanner(cs.banner())
+	<-ctx.Done()
+	stopSignals()
+	fmt.Fprintln(terminal)
+	return nil
 }
 
 func say(format string, args ...any) {
@@ -57,7 +82,18 @@ func run(ctx context.Context, stopSignals func()) error {
 	if err != nil {
 		return err
 	}
-	st, err := startStack(ctx, layout{root: root, binDir: filepath.Join(root, ".bin"), dataDir: filepath.Join(root, ".data")})
+	l := layout{root: root, binDir: filepath.Join(root, ".bin"), dataDir: filepath.Join(root, ".data")}
+	if *clusterMode {
+		l.dataDir = filepath.Join(l.dataDir, "cluster")
+		if *dataDir != "" {
+			l.dataDir = *dataDir
+		}
+		if *binDir != "" {
+			l.binDir = *binDir
+		}
+		return runCluster(ctx, stopSignals, l)
+	}
+	st, err := startStack(ctx, l)
 	if err != nil {
 		return err
 	}
@@ -98,7 +134,7 @@ func startStack(ctx context.Context, l layout) (_ *stack, err error) {
 	if err := os.MkdirAll(l.dataDir, 0o755); err != nil {
 		return nil, err
 	}
-	set, err := loadSettings(l.dataDir)
+	set, err := loadSettings(l.dataDir, false)
 	if err != nil {
 		return nil, err
 	}

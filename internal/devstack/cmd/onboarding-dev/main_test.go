@@ -68,7 +68,7 @@ func TestSettingsEncryptPayloads(t *testing.T) {
 	}
 	t.Setenv("TEMPORAL_UI_PORT", "18233")
 	dir := t.TempDir()
-	first, err := loadSettings(dir)
+	first, err := loadSettings(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestSettingsEncryptPayloads(t *testing.T) {
 		}
 	}
 	// The next run reuses both, so earlier histories still decode.
-	again, err := loadSettings(dir)
+	again, err := loadSettings(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestSettingsEncryptPayloads(t *testing.T) {
 	// A developer's own settings win.
 	t.Setenv("PAYLOAD_ENCRYPTION_KEY", "q7r1w9Zb0s1Xy2cD3eF4gH5iJ6kL7mN8oP9qR0sT1uU=")
 	t.Setenv("CODEC_ALLOW_LOCAL_UI", "false")
-	own, err := loadSettings(dir)
+	own, err := loadSettings(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ type settings struct {
 
 // loadSettings reads and checks the environment, so a bad value stops `make run` with its name
 // before anything starts.
-func loadSettings(dataDir string) (settings, error) {
+func loadSettings(dataDir string, cluster bool) (settings, error) {
 	// The API and the worker must share one TOKEN_SECRET: the worker signs the links it emails
 	// and the API verifies them.
 	s := settings{extraEnv: map[string]string{}, tokenSecretRandom: os.Getenv("TOKEN_SECRET") == ""}
@@ -63,6 +63,11 @@ func loadSettings(dataDir string) (settings, error) {
 	if os.Getenv("WEBHOOK_ALLOW_LOCALHOST") == "" {
 		s.extraEnv["WEBHOOK_ALLOW_LOCALHOST"] = "true"
 	}
+	if cluster && os.Getenv("DATABASE_URL") == "" {
+		// make cluster keeps its own service database beside make run's: each pairs its rows
+		// with its own Temporal's workflows.
+		s.extraEnv["DATABASE_URL"] = clusterDatabaseURL
+	}
 	s.cfg, err = config.LoadFrom(func(name string) string {
 		if v, ok := s.extraEnv[name]; ok {
 			return v
@@ -85,6 +90,10 @@ func loadSettings(dataDir string) (settings, error) {
 	s.workerMetricsURL += "/metrics"
 	return s, nil
 }
+
+// clusterDatabaseURL is make cluster's DATABASE_URL default: the settings' default server,
+// another database.
+const clusterDatabaseURL = "postgres://postgres@127.0.0.1:5432/onboarding_cluster?sslmode=disable"
 
 // childEnv is the environment of the API and the worker.
 func (s settings) childEnv() []string {

@@ -1,0 +1,284 @@
+package devstack
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	mathrand "math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"text/template"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ClusterDynamicConfigExtra is what the cluster adds to the production dynamic config, for one
+// machine. A search attribute registered a moment ago is then usable at once: a cluster's
+// first start (and every test cluster) registers them and starts workflows seconds later,
+// where production registers at a release and waits out the cache (about a minute).
+const ClusterDynamicConfigExtra = `
+# Added by make cluster (internal/devstack/cluster_config.go), not in production:
+system.forceSearchAttributesCacheRefreshOnRead:
+  - value: true
+`
+
+// clusterPortSet is every port the four services bind.
+type clusterPortSet struct {
+	grpc, membership, metrics map[string]int
+	frontendHTTP              int
+}
+
+func clusterPorts(frontend int) (clusterPortSet, error) {
+	p := clusterPortSet{grpc: map[string]int{}, membership: map[string]int{}, metrics: map[string]int{}}
+	free := func() int {
+		n, err := FreePort()
+		if err != nil {
+			return 0
+		}
+		return n
+	}
+	for _, svc := range ClusterServices {
+		p.grpc[svc], p.metrics[svc] = free(), free()
+		p.membership[svc] = freeMembershipPort()
+	}
+	if frontend != 0 {
+		p.grpc["frontend"] = frontend
+	}
+	p.frontendHTTP = free()
+	for _, m := range []map[string]int{p.grpc, p.membership, p.metrics} {
+		for _, n := range m {
+			if n == 0 {
+				return p, fmt.Errorf("devstack: no free port for the Temporal cluster")
+			}
+		}
+	}
+	return p, nil
+}
+
+// prepareTemporalDatabase creates database name with Temporal's SQL tool when it is missing,
+// sets up its schema's versioning, and brings the schema to the version embedded in the tool
+// (update-schema is a no-op on a current schema, so every start runs it: an upgrade of the
+// pinned server then migrates the schema the way a production upgrade does).
+// freeMembershipPort returns a free port below 32768: the SQL schema keeps membership ports in
+// a smallint column, and the kernel's ephemeral range starts above it.
+func freeMembershipPort() int {
+	start := 20000 + mathrand.IntN(12000)
+	for i := range 12000 {
+		port := 20000 + (start-20000+i)%12000
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			_ = l.Close()
+			return port
+		}
+	}
+	return 0
+}
+
+func prepareTemporalDatabase(ctx context.Context, opts ClusterOptions, pg *url.URL, name, schema string) error {
+	exists, err := databaseExists(ctx, opts.PostgresURL, name)
+	if err != nil {
+		return fmt.Errorf("devstack: Postgres at %s: %w", pg.Host, err)
+	}
+	steps := [][]string{}
+	if !exists {
+		steps = append(steps, []string{"create-database"}, []string{"setup-schema", "-v", "0.0"})
+	}
+	steps = append(steps, []string{"update-schema", "--schema-name", schema})
+	password, _ := pg.User.Password()
+	for _, step := range steps {
+		args := []string{"--plugin", "postgres12", "--endpoint", pg.Hostname(), "--port", portOr(pg.Port(), "5432"),
+			"--user", pg.User.Username(), "--database", name}
+		cmd := exec.CommandContext(ctx, filepath.Join(opts.BinDir, SQLToolBinary), append(args, step...)...)
+		cmd.Env = append(os.Environ(), "SQL_PASSWORD="+password)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("devstack: temporal-sql-tool %s on %s: %w\n%s", step[0], name, err, out)
+		}
+	}
+	return nil
+}
+
+func databaseExists(ctx context.Context, serverURL, name string) (bool, error) {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, "select count(*) from pg_database where datname = $1", name).Scan(&n)
+	return n > 0, err
+}
+
+// countRows counts table's rows in database db on the server of serverURL.
+func countRows(ctx context.Context, serverURL, db, table string) (int, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return 0, err
+	}
+	u.Path = "/" + db
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, "select count(*) from "+pgx.Identifier{table}.Sanitize()).Scan(&n)
+	return n, err
+}
+
+func portOr(p, def string) string {
+	if p == "" {
+		return def
+	}
+	return p
+}
+
+func writeClusterDynamicConfig(opts ClusterOptions) (string, error) {
+	base, err := os.ReadFile(opts.DynamicConfig)
+	if err != nil {
+		return "", fmt.Errorf("devstack: the production dynamic config: %w", err)
+	}
+	path := filepath.Join(opts.Dir, "dynamicconfig.yaml")
+	return path, os.WriteFile(path, append(base, ClusterDynamicConfigExtra...), 0o644)
+}
+
+// serverConfig is the Temporal server's static configuration, one file per service: they
+// differ only in the metrics port, since the services of one machine cannot share it.
+var serverConfig = template.Must(template.New("server").Parse(`# Generated by make cluster (internal/devstack/cluster_config.go) for the {{.Service}} service.
+log:
+  stdout: true
+  level: warn
+persistence:
+  defaultStore: postgres-default
+  visibilityStore: postgres-visibility
+  numHistoryShards: {{.Shards}}
+  datastores:
+{{- range .Stores}}
+    {{.Store}}:
+      sql:
+        pluginName: postgres12
+        databaseName: {{printf "%q" .DB}}
+        connectAddr: {{printf "%q" $.PGAddr}}
+        connectProtocol: tcp
+        user: {{printf "%q" $.PGUser}}
+        password: {{printf "%q" $.PGPassword}}
+        maxConns: {{.Conns}}
+        maxIdleConns: {{.Conns}}
+        maxConnLifetime: 1h
+{{- end}}
+global:
+  membership:
+    maxJoinDuration: 30s
+    broadcastAddress: {{printf "%q" .Host}}
+  metrics:
+    prometheus:
+      framework: tally
+      timerType: histogram
+      listenAddress: {{printf "%q" .Metrics}}
+services:
+{{- range .Services}}
+  {{.Name}}:
+    rpc:
+      grpcPort: {{.GRPC}}
+      membershipPort: {{.Membership}}
+      bindOnIP: {{printf "%q" $.Host}}
+{{- if .HTTP}}
+      httpPort: {{.HTTP}}
+{{- end}}
+{{- end}}
+clusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: active
+  currentClusterName: active
+  clusterInformation:
+    active:
+      enabled: true
+      initialFailoverVersion: 1
+      rpcName: frontend
+      rpcAddress: {{printf "%q" .Frontend}}
+dcRedirectionPolicy:
+  policy: noop
+dynamicConfigClient:
+  filepath: {{printf "%q" .DynamicConfig}}
+  pollInterval: 10s
+`))
+
+func writeClusterConfig(opts ClusterOptions, pg *url.URL, p clusterPortSet, svc, dynamicConfig string) (string, error) {
+	type store struct {
+		Store, DB string
+		Conns     int
+	}
+	type service struct {
+		Name                   string
+		GRPC, Membership, HTTP int
+	}
+	password, _ := pg.User.Password()
+	data := map[string]any{
+		"Service": svc, "Shards": opts.Shards, "Host": opts.Host,
+		"PGAddr": pg.Hostname() + ":" + portOr(pg.Port(), "5432"), "PGUser": pg.User.Username(), "PGPassword": password,
+		// Small pools: four services share one Postgres with the service and, in make
+		// test-cluster, another cluster (Debian's default max_connections is 100). Production
+		// sizes them per service (docs/operations.md, "Sizing").
+		"Stores": []store{
+			{"postgres-default", opts.DBPrefix, 6},
+			{"postgres-visibility", opts.DBPrefix + "_visibility", 2},
+		},
+		"Metrics":       fmt.Sprintf("%s:%d", opts.Host, p.metrics[svc]),
+		"Frontend":      fmt.Sprintf("%s:%d", opts.Host, p.grpc["frontend"]),
+		"DynamicConfig": dynamicConfig,
+	}
+	var services []service
+	for _, s := range ClusterServices {
+		sv := service{Name: s, GRPC: p.grpc[s], Membership: p.membership[s]}
+		if s == "frontend" {
+			sv.HTTP = p.frontendHTTP
+		}
+		services = append(services, sv)
+	}
+	data["Services"] = services
+	dir := filepath.Join(opts.Dir, "config", svc)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := serverConfig.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "cluster.yaml"), b.Bytes(), 0o600) // holds the password
+}
+
+var uiConfig = template.Must(template.New("ui").Parse(`# Generated by make cluster (internal/devstack/cluster_config.go).
+temporalGrpcAddress: {{printf "%q" .Frontend}}
+host: {{printf "%q" .Host}}
+port: {{.Port}}
+enableUi: true
+defaultNamespace: {{printf "%q" .Namespace}}
+refreshInterval: 1m
+cors:
+  cookieInsecure: true
+  allowOrigins: []
+codec:
+  endpoint: {{printf "%q" .Codec}}
+  passAccessToken: false
+  includeCredentials: false
+auth:
+  enabled: false
+`))
+
+func writeUIConfig(opts ClusterOptions, frontend string) (string, error) {
+	dir := filepath.Join(opts.Dir, "config", "ui")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := uiConfig.Execute(&b, map[string]any{
+		"Frontend": frontend, "Host": opts.Host, "Port": opts.UIPort, "Namespace": opts.Namespace, "Codec": opts.UICodecEndpoint,
+	}); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "cluster.yaml"), b.Bytes(), 0o644)
+}
