@@ -3,6 +3,10 @@
 // Temporal (StartWorkflow, no worker) on the same dev server in the same run, so that every
 // figure is a ratio to the engine (DESIGN.md, "Speed is measured against the engine"). It
 // writes docs/benchmarks.md (a generated section between markers) and test-artifacts/bench.txt.
+// With Options.Cluster (onboarding-bench -temporal cluster) the server is instead a Temporal
+// cluster as `make cluster` runs it (devstack.StartTestTemporal: four processes on Postgres
+// persistence and SQL visibility), raw Temporal measured on that cluster; the command then
+// leaves docs/benchmarks.md alone and writes test-artifacts/bench-cluster.txt.
 // It never judges a duration: it fails only when the stack or a request does.
 package bench
 
@@ -15,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/onboarding-service/onboarding/internal/devstack"
 )
 
 // Options configure one run; the command's flags set them.
@@ -33,6 +39,11 @@ type Options struct {
 	Quick         bool
 	// Encrypt runs the API and the worker with payload encryption, as production must.
 	Encrypt bool
+	// Cluster runs on a Temporal cluster on Postgres (`make cluster`'s shape) instead of the
+	// CLI's dev server; raw Temporal is measured on that cluster.
+	Cluster bool
+	// Echo prints the text report (TextPath's) to stdout as well.
+	Echo bool
 	// ProfileDir, when set, receives CPU profiles of the API and the worker taken over
 	// ProfileSeconds of the 16-caller create, heap profiles after each phase, and Postgres'
 	// top statements when pg_stat_statements is loaded.
@@ -58,7 +69,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	r.report.LoadStart = loadAverage()
 	st, err := startStack(ctx, stackOptions{
 		root: o.Root, temporalCLI: o.TemporalCLI, artifacts: o.Artifacts, baseDatabaseURL: o.DatabaseURL,
-		encrypt: o.Encrypt, keep: o.Keep, say: o.Say,
+		encrypt: o.Encrypt, keep: o.Keep, cluster: o.Cluster, say: o.Say,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the stack: %w", err)
@@ -67,6 +78,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	r.st = st
 	r.report.Machine = describeMachine(ctx, o.Root, o.TemporalCLI, st.dbURL)
 	r.report.Settings = st.settingsSummary()
+	r.report.Temporal = st.temporalKind()
+	if st.cluster != nil {
+		r.report.Machine.TemporalServer = devstack.TemporalServerVersion
+	}
 	var runCPU cpuSample
 	defer func() {
 		if r.db != nil {
@@ -74,6 +89,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 		r.report.Took = time.Since(r.report.Started)
 		r.report.LoadEnd = loadAverage()
+		if rs := st.temporalRestarts(); rs != "" {
+			r.note("the Temporal cluster's Keepers restarted services during the run (" + rs + "): see their logs in " + filepath.Join(o.Artifacts, "cluster", "logs"))
+		}
 		if !runCPU.at.IsZero() {
 			end := r.sampleCPU(ctx)
 			r.report.OthersCPU = othersShare(runCPU, end)
@@ -146,6 +164,9 @@ func (r *runner) write(complete bool) error {
 		return err
 	}
 	o.Say("wrote %s", o.TextPath)
+	if o.Echo {
+		fmt.Fprint(os.Stdout, "\n"+renderText(r.report)+"\n")
+	}
 	if o.JSONPath != "" {
 		b, err := json.MarshalIndent(r.report, "", "  ")
 		if err != nil {

@@ -175,6 +175,23 @@ func TestRenderMarkdown(t *testing.T) {
 	}
 }
 
+func TestRenderSaysWhichTemporal(t *testing.T) {
+	r := sampleReport()
+	if md := renderMarkdown(r); !strings.Contains(md, "a Temporal dev server") || strings.Contains(md, "cluster") {
+		t.Errorf("a dev-server run's markdown does not say so:\n%s", md)
+	}
+	r.Temporal, r.Machine.TemporalServer = "cluster", "v1.29.1"
+	md, txt := renderMarkdown(r), renderText(r)
+	for _, want := range []string{"a Temporal cluster (`-temporal cluster`", "temporal-server v1.29.1's four services", "Temporal VmRSS (4 services)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("a cluster run's markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if !strings.Contains(txt, "temporal: cluster, temporal-server v1.29.1") {
+		t.Errorf("a cluster run's text does not say so:\n%s", txt)
+	}
+}
+
 func TestRenderText(t *testing.T) {
 	r := sampleReport()
 	r.Failure = "empty / create-16: POST /v1/accounts/x/invitations answered 503"

@@ -15,8 +15,9 @@ import (
 // The load average counts the bench's own stack, which keeps both cores busy; what says
 // whether the machine was quiet is the CPU that other processes took meanwhile. cpuSample
 // reads the machine's busy CPU time (/proc/stat) and the stack's own (/proc/<pid>/stat of the
-// bench, the API, the worker, the dev server and the Postgres backends serving the bench's
-// database); the difference between two samples is everyone else's.
+// bench, the API, the worker, the dev server or the cluster's four services, and the Postgres
+// backends serving the bench's database); the difference between two samples is everyone
+// else's. A cluster's Postgres backends, on its two databases, are the stack's too.
 type cpuSample struct {
 	at          time.Time
 	total, ours float64 // seconds of CPU time
@@ -48,10 +49,10 @@ func (r *runner) sampleCPU(ctx context.Context) cpuSample {
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		s.total = machineBusy(string(b))
 	}
-	pids := []int{os.Getpid(), r.st.api.Pid(), r.st.worker.Pid(), r.st.temporalPid()}
+	pids := append([]int{os.Getpid(), r.st.api.Pid(), r.st.worker.Pid()}, r.st.temporalPids()...)
 	if r.db != nil {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if rows, err := r.db.Query(ctx, "select pid from pg_stat_activity where datname = current_database()"); err == nil {
+		if rows, err := r.db.Query(ctx, "select pid from pg_stat_activity where datname = current_database() or datname = any($1)", r.st.temporalDatabases()); err == nil {
 			for rows.Next() {
 				var pid int
 				if rows.Scan(&pid) == nil {

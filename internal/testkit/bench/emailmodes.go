@@ -123,6 +123,17 @@ type modelSends struct {
 	at     []time.Time
 	worker []int
 	urgent time.Time
+	// failed are the sends that returned an error (the model ignores it: the run completes
+	// without its email), to say why emails are missing.
+	failed []string
+}
+
+// fail records a send's error.
+func (s *modelSends) fail(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failed = append(s.failed, err.Error())
+	return err
 }
 
 func (s *modelSender) Send(ctx context.Context, in emailModelInput) error {
@@ -163,11 +174,11 @@ func (s *modelSender) SendLimited(ctx context.Context, in emailModelInput) error
 		on conflict (name) do update set next_at = greatest(l.next_at, clock_timestamp()) + $2::interval
 		returning greatest(l.next_at - $2::interval - clock_timestamp(), interval '0')`,
 		s.limiter, s.interval.String()).Scan(&wait); err != nil {
-		return err
+		return s.sends.fail(fmt.Errorf("limiter: %w", err))
 	}
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return s.sends.fail(fmt.Errorf("waiting %s for the slot: %w", wait, context.Cause(ctx)))
 	case <-time.After(wait):
 	}
 	return s.Send(ctx, in)
@@ -275,10 +286,14 @@ func (r *runner) emailMode(ctx context.Context, mode string) (EmailMode, error) 
 		}
 	}
 	sends.mu.Lock()
-	at, byWorker, urgent := slices.Clone(sends.at), slices.Clone(sends.worker), sends.urgent
+	at, byWorker, urgent, failed := slices.Clone(sends.at), slices.Clone(sends.worker), sends.urgent, slices.Clone(sends.failed)
 	sends.mu.Unlock()
 	if len(at) != emailModelBurst+1 || urgent.IsZero() {
-		return res, fmt.Errorf("%d emails sent, want %d (welcome sent: %v)", len(at), emailModelBurst+1, !urgent.IsZero())
+		why := ""
+		if len(failed) > 0 {
+			why = fmt.Sprintf("; %d sends failed, the first: %s", len(failed), failed[0])
+		}
+		return res, fmt.Errorf("%d emails sent, want %d (welcome sent: %v)%s", len(at), emailModelBurst+1, !urgent.IsZero(), why)
 	}
 	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
 	res.Achieved = float64(len(at)-1) / at[len(at)-1].Sub(at[0]).Seconds()

@@ -71,8 +71,10 @@ type Machine struct {
 	OS          string `json:"os"`
 	GoVersion   string `json:"go_version"`
 	TemporalCLI string `json:"temporal_cli"`
-	Postgres    string `json:"postgres"`
-	Commit      string `json:"commit"`
+	// TemporalServer is the cluster's temporal-server version (-temporal cluster only).
+	TemporalServer string `json:"temporal_server,omitempty"`
+	Postgres       string `json:"postgres"`
+	Commit         string `json:"commit"`
 }
 
 // describeMachine gathers the machine's description; a part it cannot read says so.

@@ -68,14 +68,17 @@ func (p Phase) raw(callers int) (Scenario, bool) {
 
 // Report is everything one run measured.
 type Report struct {
-	Started   time.Time     `json:"started"`
-	Took      time.Duration `json:"took_ns"`
-	Command   string        `json:"command"`
-	Quick     bool          `json:"quick"`
-	Machine   Machine       `json:"machine"`
-	LoadStart float64       `json:"load_start"`
-	LoadEnd   float64       `json:"load_end"`
-	Busy      []string      `json:"busy_processes"`
+	Started time.Time     `json:"started"`
+	Took    time.Duration `json:"took_ns"`
+	Command string        `json:"command"`
+	Quick   bool          `json:"quick"`
+	// Temporal is the server the run measured: "dev" (the CLI's dev server) or "cluster"
+	// (-temporal cluster: `make cluster`'s four processes on Postgres).
+	Temporal  string   `json:"temporal"`
+	Machine   Machine  `json:"machine"`
+	LoadStart float64  `json:"load_start"`
+	LoadEnd   float64  `json:"load_end"`
+	Busy      []string `json:"busy_processes"`
 	// OthersCPU is the share of all CPUs processes outside the stack used over the run;
 	// OthersCPUMax the most they used during one scenario.
 	OthersCPU    float64        `json:"others_cpu"`
@@ -172,7 +175,11 @@ func plusMs(d time.Duration) string {
 func renderMarkdown(r *Report) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	w("## Latest run\n\n")
+	if r.Temporal == "cluster" {
+		w("## Latest run on a Temporal cluster\n\n")
+	} else {
+		w("## Latest run\n\n")
+	}
 	w("%s, `%s`, took %s.", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Command, r.Took.Round(time.Second))
 	if r.Quick {
 		w(" **Quick mode**: small samples, for development only.")
@@ -190,7 +197,7 @@ func renderMarkdown(r *Report) string {
 	if !quiet(r) {
 		w(" **The machine was not quiet**: other work shared the CPUs, so every figure is pessimistic (the ratios less so: raw Temporal met the same load).")
 	}
-	w("\n- Stack: a Temporal dev server (devstack, `make run`'s flags), the worker and the API as built binaries in processes of their own, a Postgres database of its own, a fake Resend (`internal/testkit/resendtest`); %s.\n", strings.Join(r.Settings, ", "))
+	w("\n- Stack: %s, the worker and the API as built binaries in processes of their own, a Postgres database of its own, a fake Resend (`internal/testkit/resendtest`); %s.\n", temporalStack(r), strings.Join(r.Settings, ", "))
 	w("- Raw: `client.ExecuteWorkflow` of a no-op workflow type on a task queue no worker polls, same server, same callers. Callers are closed loops (each sends its next request when its last one answered); latency is the caller's wall time per request.\n\n")
 
 	for i, ph := range r.Phases {
@@ -230,7 +237,11 @@ func renderMarkdown(r *Report) string {
 			r.Fill.Stats.Elapsed.Round(time.Second), r.Fill.Stats.Ops, r.Fill.Callers, r.Fill.Stats.PerSecond, ms(r.Fill.Stats.P50), ms(r.Fill.Stats.P99))
 	}
 	renderTargets(&b, r)
-	w("### Memory (MiB, from /proc/<pid>/status)\n\n| phase | after | API VmRSS | API VmHWM | worker VmRSS | worker VmHWM | Temporal VmRSS |\n|---|---|---:|---:|---:|---:|---:|\n")
+	temporalMem := "Temporal VmRSS"
+	if r.Temporal == "cluster" {
+		temporalMem += " (4 services)"
+	}
+	w("### Memory (MiB, from /proc/<pid>/status)\n\n| phase | after | API VmRSS | API VmHWM | worker VmRSS | worker VmHWM | %s |\n|---|---|---:|---:|---:|---:|---:|\n", temporalMem)
 	for _, ph := range r.Phases {
 		for _, p := range ph.Memory {
 			w("| %s | %s | %s | %s | %s | %s | %s |\n", ph.Name, p.After, mib(p.API.RSSKiB), mib(p.API.HWMKiB), mib(p.Worker.RSSKiB), mib(p.Worker.HWMKiB), mib(p.Temporal.RSSKiB))
@@ -248,6 +259,16 @@ func renderMarkdown(r *Report) string {
 		}
 	}
 	return b.String()
+}
+
+// temporalStack describes the run's Temporal server for the Stack line.
+func temporalStack(r *Report) string {
+	if r.Temporal == "cluster" {
+		return "a Temporal cluster (`-temporal cluster`, `make cluster`'s shape: temporal-server " + r.Machine.TemporalServer +
+			"'s four services as processes of their own on Postgres persistence and Postgres (SQL) visibility, in two databases of their own, " +
+			"deploy/temporal/dynamicconfig.yaml; Temporal's memory below is the four processes' together, their Postgres backends count as the stack's CPU)"
+	}
+	return "a Temporal dev server (devstack, `make run`'s flags)"
 }
 
 // historyVariants are the recorded histories' suffixes, newest lifecycle first: the current

@@ -244,7 +244,7 @@ func (r *runner) settle(ctx context.Context) {
 	time.Sleep(time.Second)
 }
 
-// memory records the API's and the worker's memory after step.
+// memory records the API's, the worker's and Temporal's memory after step.
 func (r *runner) memory(ph *Phase, step string) {
 	p := MemoryPoint{After: step}
 	var err error
@@ -254,8 +254,12 @@ func (r *runner) memory(ph *Phase, step string) {
 	if p.Worker, err = readMemory(r.st.worker.Pid()); err != nil {
 		r.note(fmt.Sprintf("memory of the worker: %v", err))
 	}
-	if pid := r.st.temporalPid(); pid != 0 {
-		p.Temporal, _ = readMemory(pid)
+	// A cluster's memory is its four services' together (VmHWM: the sum of their peaks).
+	for _, pid := range r.st.temporalPids() {
+		if m, err := readMemory(pid); err == nil {
+			p.Temporal.RSSKiB += m.RSSKiB
+			p.Temporal.HWMKiB += m.HWMKiB
+		}
 	}
 	ph.Memory = append(ph.Memory, p)
 }

@@ -41,23 +41,36 @@ type stackOptions struct {
 	baseDatabaseURL string
 	encrypt         bool
 	keep            bool
-	say             func(format string, args ...any)
+	// cluster runs Temporal as `make cluster` does (devstack.StartTestTemporal with
+	// TEST_TEMPORAL=cluster: four server processes on Postgres persistence and SQL visibility,
+	// in databases named after the bench's own) instead of the CLI's dev server.
+	cluster bool
+	say     func(format string, args ...any)
 }
 
 // stack is the service as `make run` runs it, started for one bench run: a Temporal dev server
-// on free ports, a database of its own, a fake Resend, and the worker and the API as built
-// binaries in processes of their own, so their memory can be read from /proc.
+// (or with -temporal cluster a cluster) on free ports, a database of its own, a fake Resend, and
+// the worker and the API as built binaries in processes of their own, so their memory can be
+// read from /proc.
 type stack struct {
-	opts     stackOptions
-	tmp      string
-	dbURL    string
-	temporal *devstack.Temporal
-	tc       client.Client
-	resend   *resendtest.Server
-	api      *devstack.Process
-	worker   *devstack.Process
-	apiURL   string
-	apiToken string
+	opts  stackOptions
+	tmp   string
+	dbURL string
+	// temporal is the server everything runs against: dev (the CLI's dev server) or cluster
+	// (a *devstack.Cluster), the other one nil. stopTemporal stops it and, for a cluster, drops
+	// its databases.
+	temporal     devstack.TemporalServer
+	dev          *devstack.Temporal
+	cluster      *devstack.Cluster
+	stopTemporal func()
+	// temporalDBs are a cluster's two databases.
+	temporalDBs []string
+	tc          client.Client
+	resend      *resendtest.Server
+	api         *devstack.Process
+	worker      *devstack.Process
+	apiURL      string
+	apiToken    string
 	// apiPprof and workerPprof are the processes' PPROF_ADDR (always on, on loopback: -profile
 	// takes profiles there, and a failure saves goroutine dumps from there).
 	apiPprof, workerPprof string
@@ -96,19 +109,7 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 		<-built
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	uiPort, err := devstack.FreePort()
-	if err != nil {
-		<-built
-		return nil, err
-	}
-	// The same dev server as `make run`'s (devstack's flags and dynamic config, a SQLite file in
-	// WAL mode, the UI on), on free ports and a file of its own.
-	s.temporal, err = devstack.StartTemporal(ctx, devstack.TemporalOptions{
-		Binary:  o.temporalCLI,
-		DBFile:  filepath.Join(s.tmp, "temporal.db"),
-		UIPort:  uiPort,
-		LogFile: filepath.Join(o.artifacts, "temporal.log"),
-	})
+	err = s.startTemporal(ctx)
 	buildErr := <-built
 	if err != nil {
 		return nil, err
@@ -116,10 +117,10 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	if buildErr != nil {
 		return nil, buildErr
 	}
-	o.say("Temporal dev server %s (UI %s)", s.temporal.Address(), s.temporal.UIURL())
 	if s.tc, err = client.DialContext(ctx, client.Options{
-		HostPort: s.temporal.Address(),
-		Logger:   tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+		HostPort:  s.temporal.Address(),
+		Namespace: s.temporal.Namespace(),
+		Logger:    tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
 	}); err != nil {
 		return nil, err
 	}
@@ -247,14 +248,6 @@ func (s *stack) startProcess(name, bin, pprofAddr string) (*devstack.Process, er
 	return devstack.StartProcess(name, cmd)
 }
 
-// temporalPid returns the dev server's pid, found by its database file, or 0.
-func (s *stack) temporalPid() int {
-	if s.temporalPID == 0 {
-		s.temporalPID = findPid(filepath.Join(s.tmp, "temporal.db"))
-	}
-	return s.temporalPID
-}
-
 // alive returns an error naming any process of the stack that has exited.
 func (s *stack) alive() error {
 	for _, p := range []*devstack.Process{s.api, s.worker} {
@@ -267,17 +260,31 @@ func (s *stack) alive() error {
 		default:
 		}
 	}
-	if s.temporal != nil {
+	if s.dev != nil {
 		select {
-		case <-s.temporal.Done():
-			return fmt.Errorf("the Temporal dev server exited (%v); see %s", s.temporal.Wait(), s.temporal.LogFile())
+		case <-s.dev.Done():
+			return fmt.Errorf("the Temporal dev server exited (%v); see %s", s.dev.Wait(), s.dev.LogFile())
 		default:
+		}
+	}
+	if s.cluster != nil {
+		// A service that exits is restarted by its Keeper (the run notes it); one whose Keeper
+		// has ended is gone for good.
+		for _, svc := range devstack.ClusterServices {
+			if k := s.cluster.Service(svc); k != nil {
+				select {
+				case <-k.Done():
+					return fmt.Errorf("the Temporal cluster's %s service is down; see %s", svc, s.cluster.LogFile(svc))
+				default:
+				}
+			}
 		}
 	}
 	return nil
 }
 
-// stop stops the API, the worker and Temporal, in that order, then drops the database.
+// stop stops the API, the worker and Temporal, in that order, then drops the database (and a
+// cluster's databases).
 func (s *stack) stop() {
 	for _, p := range []*devstack.Process{s.api, s.worker} {
 		if p != nil {
@@ -289,10 +296,8 @@ func (s *stack) stop() {
 	if s.tc != nil {
 		s.tc.Close()
 	}
-	if s.temporal != nil {
-		if err := s.temporal.Stop(); err != nil {
-			s.opts.say("stopping Temporal: %v", err)
-		}
+	if s.stopTemporal != nil {
+		s.stopTemporal()
 	}
 	if s.resend != nil {
 		s.resend.Close()

@@ -24,6 +24,11 @@ func renderText(r *Report) string {
 	if len(r.Busy) > 0 {
 		w("busiest processes outside the stack over the run: %s\n", strings.Join(r.Busy, ", "))
 	}
+	if r.Temporal == "cluster" {
+		w("temporal: cluster, temporal-server %s, 4 services on Postgres persistence and SQL visibility (memory: the 4 processes summed)\n", m.TemporalServer)
+	} else {
+		w("temporal: dev server (Temporal CLI)\n")
+	}
 	w("settings: %s\n", strings.Join(r.Settings, " "))
 	if r.Failure != "" {
 		w("\nFAILED: %s\n", r.Failure)

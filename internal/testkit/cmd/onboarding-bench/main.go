@@ -4,10 +4,20 @@
 // It writes docs/benchmarks.md (between its markers), test-artifacts/bench.txt and
 // test-artifacts/bench.json. It exits non-zero only when the stack or a request fails.
 //
-//	onboarding-bench [-quick] [-n 800] [-n1 200] [-pending 10000] [-profile DIR] ...
+//	onboarding-bench [-quick] [-temporal dev|cluster] [-n 800] [-n1 200] [-pending 10000] [-profile DIR] ...
 //
 // BENCH_QUICK=1 is -quick: about a minute, for development; it writes its Markdown to
 // test-artifacts/bench.md and leaves docs/benchmarks.md alone unless -doc names it.
+//
+// -temporal cluster (or TEST_TEMPORAL=cluster; `make bench BENCH_FLAGS='-temporal cluster'`)
+// runs everything against a Temporal cluster in `make cluster`'s shape instead of the dev
+// server: temporal-server's four services as processes of their own on Postgres persistence and
+// SQL visibility (devstack.StartTestTemporal; .bin/temporal-server, temporal-sql-tool and
+// temporal-ui-server, which `make cluster-binaries` builds), in databases <bench database>_temporal
+// and <bench database>_temporal_visibility dropped at the end. Raw StartWorkflow is measured on
+// that cluster, so the ratios are to it. Such a run never touches docs/benchmarks.md: it prints
+// its figures and writes test-artifacts/bench-cluster.txt, bench-cluster.json and (a preview of
+// the doc's section) bench-cluster.md, and the processes' logs to test-artifacts/bench-cluster/.
 package main
 
 import (
@@ -58,6 +68,11 @@ func run(ctx context.Context, args []string) error {
 	doc := fs.String("doc", "", "the Markdown report whose generated section is rewritten (default docs/benchmarks.md; test-artifacts/bench.md with -quick)")
 	text := fs.String("out", filepath.Join(root, "test-artifacts", "bench.txt"), "the raw figures")
 	jsonPath := fs.String("json", filepath.Join(root, "test-artifacts", "bench.json"), "the raw figures as JSON (empty: none)")
+	defaultTemporal := "dev"
+	if devstack.ClusterMode() {
+		defaultTemporal = "cluster"
+	}
+	temporal := fs.String("temporal", defaultTemporal, "the Temporal server: dev (the CLI's dev server) or cluster (make cluster's four processes on Postgres; reports to test-artifacts/bench-cluster.*, never docs/benchmarks.md); default cluster under TEST_TEMPORAL=cluster")
 	cli := fs.String("temporal-cli", os.Getenv("TEMPORAL_CLI"), "the Temporal CLI (default .bin/temporal)")
 	keep := fs.Bool("keep", false, "keep the bench database and the dev server's files afterwards")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +81,10 @@ func run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if *temporal != "dev" && *temporal != "cluster" {
+		return fmt.Errorf("-temporal must be dev or cluster, not %q", *temporal)
+	}
+	cluster := *temporal == "cluster"
 	// An unset count takes the full run's default, or the quick run's.
 	size := func(v *int, unset, full, short int) {
 		if *v == unset {
@@ -78,10 +97,32 @@ func run(ctx context.Context, args []string) error {
 	if *n < 1 || *n1 < 1 || *callers < 1 || *fillCallers < 1 || *pending < 0 {
 		return fmt.Errorf("-n, -n1, -callers and -fill-callers must be positive, -pending at least 0")
 	}
-	docSet := false
-	fs.Visit(func(f *flag.Flag) { docSet = docSet || f.Name == "doc" })
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	artifacts := filepath.Join(root, "test-artifacts", "bench")
+	if cluster {
+		// The cluster's figures go beside the dev server's, never over them.
+		artifacts += "-cluster"
+		if !set["out"] {
+			*text = filepath.Join(root, "test-artifacts", "bench-cluster.txt")
+		}
+		if !set["json"] {
+			*jsonPath = filepath.Join(root, "test-artifacts", "bench-cluster.json")
+		}
+		if !set["doc"] {
+			*doc = filepath.Join(root, "test-artifacts", "bench-cluster.md")
+		}
+		if d := *doc; d != "" {
+			if !filepath.IsAbs(d) {
+				d = filepath.Join(root, d)
+			}
+			if filepath.Clean(d) == filepath.Join(root, "docs", "benchmarks.md") {
+				return fmt.Errorf("-temporal cluster does not write docs/benchmarks.md (its table is the dev server's); leave -doc unset for test-artifacts/bench-cluster.md")
+			}
+		}
+	}
 	switch {
-	case docSet:
+	case set["doc"] || cluster:
 	case *quick: // a preview of the doc that leaves the committed one alone
 		*doc = filepath.Join(root, "test-artifacts", "bench.md")
 	default:
@@ -108,12 +149,16 @@ func run(ctx context.Context, args []string) error {
 			command += " BENCH_FLAGS='" + f + "'"
 		}
 	}
+	if cluster && !set["temporal"] {
+		command = "TEST_TEMPORAL=cluster " + command
+	}
 	return bench.Run(ctx, bench.Options{
 		N: *n, N1: *n1, Callers: *callers, Pending: *pending, FillCallers: *fillCallers,
 		HistoryRuns: *historyRuns, SettleTimeout: *settle, Quick: *quick, Encrypt: *encrypt,
+		Cluster: cluster, Echo: cluster,
 		ProfileDir: *profile, ProfileSeconds: *profileSeconds,
 		Root: root, DocPath: *doc, TextPath: *text, JSONPath: *jsonPath,
-		Artifacts:   filepath.Join(root, "test-artifacts", "bench"),
+		Artifacts:   artifacts,
 		TemporalCLI: *cli, DatabaseURL: os.Getenv("DATABASE_URL"), Keep: *keep,
 		Command: strings.TrimSpace(command), Say: say,
 	})
