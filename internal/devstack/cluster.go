@@ -116,11 +116,8 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 	if err != nil || pg.Host == "" {
 		return nil, fmt.Errorf("devstack: %q names no Postgres server", opts.PostgresURL)
 	}
-	for _, db := range []struct{ name, schema string }{
-		{opts.DBPrefix, "postgresql/v12/temporal"},
-		{opts.DBPrefix + "_visibility", "postgresql/v12/visibility"},
-	} {
-		if err := prepareTemporalDatabase(ctx, opts, pg, db.name, db.schema); err != nil {
+	for i, schema := range []string{"postgresql/v12/temporal", "postgresql/v12/visibility"} {
+		if err := prepareTemporalDatabase(ctx, opts, pg, ClusterDatabases(opts.DBPrefix)[i], schema); err != nil {
 			return nil, err
 		}
 	}
@@ -234,14 +231,18 @@ func (c *Cluster) Stop() error {
 	return errors.Join(errs...)
 }
 
-// DropDatabases removes the cluster's two databases (tests; the cluster must be stopped).
-func (c *Cluster) DropDatabases(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, c.opts.PostgresURL)
+// ClusterDatabases names the two databases of a cluster whose DBPrefix is prefix.
+func ClusterDatabases(prefix string) []string { return []string{prefix, prefix + "_visibility"} }
+
+// DropClusterDatabases removes the two databases of a stopped cluster (tests) from the Postgres
+// server of postgresURL.
+func DropClusterDatabases(ctx context.Context, postgresURL, prefix string) error {
+	conn, err := pgx.Connect(ctx, postgresURL)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	for _, db := range []string{c.opts.DBPrefix, c.opts.DBPrefix + "_visibility"} {
+	for _, db := range ClusterDatabases(prefix) {
 		if _, err := conn.Exec(ctx, "drop database if exists "+pgx.Identifier{db}.Sanitize()+" with (force)"); err != nil {
 			return err
 		}

@@ -224,8 +224,8 @@ func writeClusterConfig(opts ClusterOptions, pg *url.URL, p clusterPortSet, svc,
 		// test-cluster, another cluster (Debian's default max_connections is 100). Production
 		// sizes them per service (docs/operations.md, "Sizing").
 		"Stores": []store{
-			{"postgres-default", opts.DBPrefix, 6},
-			{"postgres-visibility", opts.DBPrefix + "_visibility", 2},
+			{"postgres-default", ClusterDatabases(opts.DBPrefix)[0], 6},
+			{"postgres-visibility", ClusterDatabases(opts.DBPrefix)[1], 2},
 		},
 		"Metrics":       fmt.Sprintf("%s:%d", opts.Host, p.metrics[svc]),
 		"Frontend":      fmt.Sprintf("%s:%d", opts.Host, p.grpc["frontend"]),

@@ -60,7 +60,7 @@ func StartTestTemporal(ctx context.Context, o TestTemporalOptions) (TemporalServ
 		if c != nil {
 			_ = c.Stop()
 		}
-		_ = (&Cluster{opts: ClusterOptions{PostgresURL: o.PostgresURL, DBPrefix: o.DBPrefix}}).DropDatabases(context.Background())
+		_ = DropClusterDatabases(context.Background(), o.PostgresURL, o.DBPrefix)
 	}
 	if err != nil {
 		stop()

@@ -25,12 +25,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/onboarding-service/onboarding/internal/devstack"
 	"github.com/onboarding-service/onboarding/internal/testkit/apitest"
 	"github.com/onboarding-service/onboarding/internal/testkit/openapicheck"
 	"github.com/onboarding-service/onboarding/internal/testkit/resendtest"
+	"github.com/onboarding-service/onboarding/internal/testkit/testdb"
 	"github.com/onboarding-service/onboarding/server/api"
 )
 
@@ -190,7 +189,7 @@ func startCluster() (stop func(), err error) {
 		}
 		logFile.Close()
 		env.resend.Close()
-		dropDatabases(base)
+		dropDatabases()
 		_ = os.RemoveAll(tmp)
 	}
 
@@ -298,30 +297,14 @@ func waitRestarted(t *testing.T, name string, old int) int {
 	return 0
 }
 
-func dropDatabases(base string) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return
-	}
-	u.Path = "/postgres"
+// dropDatabases drops the service's database and the cluster's two (named after it by
+// onboarding-dev: <database>_temporal and its _visibility).
+func dropDatabases() {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		return
+	if u, err := url.Parse(env.dbURL); err == nil { // connected to the service's, so first
+		_ = devstack.DropClusterDatabases(ctx, env.dbURL, strings.TrimPrefix(u.Path, "/")+"_temporal")
 	}
-	defer conn.Close(ctx)
-	name := strings.TrimPrefix(mustURL(env.dbURL).Path, "/")
-	for _, db := range []string{name, name + "_temporal", name + "_temporal_visibility"} {
-		_, _ = conn.Exec(ctx, "drop database if exists "+pgx.Identifier{db}.Sanitize()+" with (force)")
-	}
-}
-
-func mustURL(s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		return &url.URL{}
-	}
-	return u
+	_ = testdb.Drop(ctx, env.dbURL)
 }
 
 // slicesDeleteEnv drops the named variables: the supervisor then makes its own, as make

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/internal/store/migrations"
 )
 
 // `make cluster` (onboarding-dev -cluster): the production topology on this machine. A Temporal
@@ -58,12 +57,8 @@ func startClusterStack(ctx context.Context, l layout) (_ *clusterStack, err erro
 			cs.stop()
 		}
 	}()
-	say("preparing database %s", redactedURL(cfg.DatabaseURL))
-	if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
-		return nil, fmt.Errorf("%w (is Postgres running? `make postgres` starts it)", err)
-	}
-	if err := migrations.Apply(ctx, cfg.DatabaseURL); err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+	if err := prepareDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
 	}
 	built := make(chan error, 1)
 	go func() { built <- buildBinaries(ctx, l.root, l.binDir) }()

@@ -140,12 +140,8 @@ func startStack(ctx context.Context, l layout) (_ *stack, err error) {
 	}
 	cfg := set.cfg
 
-	say("preparing database %s", redactedURL(cfg.DatabaseURL))
-	if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
-		return nil, fmt.Errorf("%w (is Postgres running? `make postgres` starts it)", err)
-	}
-	if err := migrations.Apply(ctx, cfg.DatabaseURL); err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+	if err := prepareDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
 	}
 	cli := l.temporalCLI
 	if cli == "" {
@@ -206,6 +202,18 @@ func startStack(ctx context.Context, l layout) (_ *stack, err error) {
 		return nil, fmt.Errorf("demo data: %w", err)
 	}
 	return &stack{sup: sup, set: set, temporal: temporal, temporalLog: temporalLog, demo: demo}, nil
+}
+
+// prepareDatabase creates the service's database when missing and applies the migrations.
+func prepareDatabase(ctx context.Context, databaseURL string) error {
+	say("preparing database %s", redactedURL(databaseURL))
+	if err := migrations.EnsureDatabase(ctx, databaseURL); err != nil {
+		return fmt.Errorf("%w (is Postgres running? `make postgres` starts it)", err)
+	}
+	if err := migrations.Apply(ctx, databaseURL); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
 }
 
 func (st *stack) banner() bannerInfo {
