@@ -83,6 +83,8 @@ type Cluster struct {
 	metricsURL map[string]string
 	services   map[string]*Keeper
 	ui         *Keeper
+
+	dynamicConfig *clusterDynamicConfig
 }
 
 // StartCluster prepares the databases, starts the services and the UI, and returns once the
@@ -137,12 +139,11 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 			_ = c.Stop()
 		}
 	}()
-	dc, err := writeClusterDynamicConfig(opts)
-	if err != nil {
+	if c.dynamicConfig, err = newClusterDynamicConfig(opts); err != nil {
 		return nil, err
 	}
 	for _, svc := range ClusterServices {
-		dir, err := writeClusterConfig(opts, pg, ports, svc, dc)
+		dir, err := writeClusterConfig(opts, pg, ports, svc, c.dynamicConfig.path)
 		if err != nil {
 			return nil, err
 		}
