@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 // ClusterDynamicConfigExtra is what the cluster adds to the production dynamic config, for one
@@ -25,8 +27,8 @@ const ClusterDynamicConfigPoll = 5 * time.Second
 // Partition settings: a pinned task queue has one partition of each.
 var partitionSettings = []string{"matching.numTaskqueueReadPartitions", "matching.numTaskqueueWritePartitions"}
 
-// dynamicConfigEntry is one constrained value of a dynamic config file.
-type dynamicConfigEntry struct {
+// DynamicConfigEntry is one value of a Temporal dynamic config file, with its constraints.
+type DynamicConfigEntry struct {
 	Value       any            `yaml:"value"`
 	Constraints map[string]any `yaml:"constraints,omitempty"`
 }
@@ -35,7 +37,7 @@ type dynamicConfigEntry struct {
 // cluster's extra settings and the task queues pinned since the start.
 type clusterDynamicConfig struct {
 	path string
-	base map[string][]dynamicConfigEntry
+	base map[string][]DynamicConfigEntry
 
 	mu      sync.Mutex
 	pinned  []string
@@ -55,7 +57,7 @@ func newClusterDynamicConfig(opts ClusterOptions) (*clusterDynamicConfig, error)
 		if _, ok := d.base[k]; ok {
 			return nil, fmt.Errorf("devstack: %s sets %s, which the cluster sets itself", opts.DynamicConfig, k)
 		}
-		d.base[k] = []dynamicConfigEntry{{Value: v}}
+		d.base[k] = []DynamicConfigEntry{{Value: v}}
 	}
 	return d, d.write()
 }
@@ -63,13 +65,13 @@ func newClusterDynamicConfig(opts ClusterOptions) (*clusterDynamicConfig, error)
 // write replaces the file in one rename: a service that reads it mid-write would take the
 // half file's modification time as read and never look at the whole one.
 func (d *clusterDynamicConfig) write() error {
-	out := map[string][]dynamicConfigEntry{}
+	out := map[string][]DynamicConfigEntry{}
 	for k, v := range d.base {
 		out[k] = slices.Clone(v)
 	}
 	for _, q := range d.pinned {
 		for _, k := range partitionSettings {
-			out[k] = append(out[k], dynamicConfigEntry{Value: 1, Constraints: map[string]any{"taskQueueName": q}})
+			out[k] = append(out[k], DynamicConfigEntry{Value: 1, Constraints: map[string]any{"taskQueueName": q}})
 		}
 	}
 	b, err := yaml.Marshal(out)
@@ -111,4 +113,14 @@ func (c *Cluster) PinTaskQueue(ctx context.Context, queue string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// PinEmailQueue pins the email queue of a deployment under mainQueue on a cluster, as
+// deploy/temporal/dynamicconfig.yaml does production's (matching paces and orders a queue per
+// partition). The dev server has one partition per queue already.
+func PinEmailQueue(ctx context.Context, srv TemporalServer, mainQueue string) error {
+	if c, ok := srv.(*Cluster); ok {
+		return c.PinTaskQueue(ctx, contract.EmailTaskQueue(mainQueue))
+	}
+	return nil
 }

@@ -10,13 +10,13 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-func readDynamicConfig(t *testing.T, path string) map[string][]dynamicConfigEntry {
+func readDynamicConfig(t *testing.T, path string) map[string][]DynamicConfigEntry {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out map[string][]dynamicConfigEntry
+	var out map[string][]DynamicConfigEntry
 	if err := yaml.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}

@@ -10,14 +10,12 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/onboarding-service/onboarding/internal/devstack"
 	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 // dynamicConfig is a Temporal dynamic config file: key -> constrained values.
-type dynamicConfig map[string][]struct {
-	Value       any            `yaml:"value"`
-	Constraints map[string]any `yaml:"constraints"`
-}
+type dynamicConfig map[string][]devstack.DynamicConfigEntry
 
 // devOnlyDynamicConfig are the dev server's speed-ups that production leaves at the defaults
 // (see deploy/temporal/dynamicconfig.yaml).

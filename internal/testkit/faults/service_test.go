@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 // stopGrace is how long a test's clean-up lets a process stop after SIGTERM: the worker's own
@@ -121,12 +120,8 @@ func newService(t *testing.T, name string, settings map[string]string) *service 
 		"EMAIL_RECIPIENT_DAILY_CAP": "0",
 	}
 	maps.Copy(s.env, settings)
-	if c, ok := env.temporal.(*devstack.Cluster); ok {
-		// The email queue of one partition, as deploy/temporal/dynamicconfig.yaml pins
-		// production's: matching paces and orders a queue per partition.
-		if err := c.PinTaskQueue(t.Context(), contract.EmailTaskQueue(s.taskQueue())); err != nil {
-			t.Fatal(err)
-		}
+	if err := devstack.PinEmailQueue(t.Context(), env.temporal, s.taskQueue()); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.stopAll(t) })
 	return s

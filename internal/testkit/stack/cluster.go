@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/onboarding-service/onboarding/internal/devstack"
-	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 // cluster is make test-cluster's mode (TEST_TEMPORAL=cluster): a Temporal cluster on Postgres,
@@ -26,14 +25,4 @@ func startTemporal(ctx context.Context, s *Stack, root, cli, tmp, artifacts, nam
 	}
 	s.defer_(stop)
 	return srv, nil
-}
-
-// pinEmailQueue gives the stack's email queue one partition on a cluster, as
-// deploy/temporal/dynamicconfig.yaml does production's (matching paces and orders a queue per
-// partition). The dev server has one partition per queue already.
-func pinEmailQueue(ctx context.Context, srv devstack.TemporalServer, mainQueue string) error {
-	if c, ok := srv.(*devstack.Cluster); ok {
-		return c.PinTaskQueue(ctx, contract.EmailTaskQueue(mainQueue))
-	}
-	return nil
 }

@@ -178,7 +178,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	if err := pinEmailQueue(ctx, s.Server, s.Cfg.TemporalTaskQueue); err != nil {
+	if err := devstack.PinEmailQueue(ctx, s.Server, s.Cfg.TemporalTaskQueue); err != nil {
 		return nil, err
 	}
 	if s.Store, err = store.Open(ctx, s.DBURL); err != nil {
