@@ -222,6 +222,7 @@ func (a *Activities) RecordEvent(ctx context.Context, in RecordEventInput) error
 // API's problem codes; anything else (a lost connection, a timeout) stays retryable.
 func businessError(err error) error {
 	var dup *store.DuplicateInvitationError
+	var closed *store.ClosedError
 	code := contract.Code("")
 	var details []any
 	switch {
@@ -229,6 +230,8 @@ func businessError(err error) error {
 		return nil
 	case errors.As(err, &dup):
 		code, details = contract.CodeDuplicateInvitation, []any{dup.ExistingID.String()}
+	case errors.As(err, &closed):
+		code, details = contract.CodeInvalidState, []any{contract.ClosedDetails{Status: closed.Status, UserID: closed.UserID}}
 	case errors.Is(err, store.ErrSeatsExhausted):
 		code = contract.CodeSeatsExhausted
 	case errors.Is(err, store.ErrAlreadyMember):

@@ -34,6 +34,16 @@ func TestBusinessRefusalsAreBenign(t *testing.T) {
 				err, appErr.Type(), appErr.NonRetryable(), appErr.Category(), code)
 		}
 	}
+	// An invitation Postgres holds as closed is refused as invalid_state with its outcome, so a
+	// run whose state is behind can learn it.
+	user := uuid.New()
+	var appErr *temporal.ApplicationError
+	var d contract.ClosedDetails
+	closed := fmt.Errorf("close: %w", &store.ClosedError{Status: contract.StatusAccepted, UserID: &user})
+	if !errors.As(businessError(closed), &appErr) || appErr.Type() != string(contract.CodeInvalidState) ||
+		!appErr.HasDetails() || appErr.Details(&d) != nil || d.Status != contract.StatusAccepted || d.UserID == nil || *d.UserID != user {
+		t.Errorf("%v became %v with details %+v; want invalid_state naming accepted by %s", closed, appErr, d, user)
+	}
 	lost := errors.New("connection reset by peer")
 	if got := businessError(lost); got != lost {
 		t.Errorf("a lost connection became %v; it must stay retryable as it is", got)

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -121,6 +122,7 @@ func (w *invitation) accept(ctx workflow.Context, req contract.AcceptRequest) (c
 		StartWelcome: w.v2, // lifecycle 0 sends the welcome email from this run
 	}, &res)
 	if err != nil {
+		w.learnClosed(ctx, err)
 		return contract.AcceptResult{}, passOn(err)
 	}
 	w.st.Status = contract.StatusAccepted
@@ -230,7 +232,9 @@ func (w *invitation) renew(ctx workflow.Context) (contract.State, error) {
 }
 
 func (w *invitation) validateRevoke(ctx workflow.Context, _ contract.RevokeRequest) error {
-	if s := w.st.Status; s != contract.StatusPending && s != contract.StatusExpired {
+	// A revoke the run learned of from Postgres is this revoke, run again after the workflow
+	// task that committed it was lost: its step repeats harmlessly and it answers as it did.
+	if s := w.st.Status; s != contract.StatusPending && s != contract.StatusExpired && w.learned != contract.StatusRevoked {
 		return businessErr(contract.CodeInvalidState, "only a pending or expired invitation can be revoked; this one is %s", s)
 	}
 	return nil
@@ -324,6 +328,7 @@ func (w *invitation) close(ctx workflow.Context, to contract.Status, detail stri
 		InvitationID: w.id(), Generation: w.st.Generation, Status: to, Detail: detail,
 	}, nil)
 	if err != nil {
+		w.learnClosed(ctx, err)
 		return passOn(err)
 	}
 	w.st.Status = to
@@ -336,7 +341,11 @@ func (w *invitation) expire(ctx workflow.Context) {
 		return
 	}
 	if err := w.close(ctx, contract.StatusExpired, "not accepted before "+w.st.ExpiresAt.UTC().Format(time.RFC3339)); err != nil {
-		// Postgres disagrees (only possible if it was changed by hand): the workflow's clock wins.
+		if w.st.Status != contract.StatusPending {
+			return // closed otherwise first, as the run learned from Postgres (learnClosed)
+		}
+		// Postgres disagrees otherwise (only possible if it was changed by hand): the
+		// workflow's clock wins.
 		w.logger(ctx).Error("expiry not recorded", "error", err)
 		w.st.Status = contract.StatusExpired
 	}
@@ -348,4 +357,26 @@ func (w *invitation) expireLocked(ctx workflow.Context) {
 	}
 	defer w.mu.Unlock()
 	w.expire(ctx)
+}
+
+// learnClosed brings a pending run's state up to Postgres when a step was refused because
+// Postgres holds the invitation as closed (activities' ClosedDetails). That happens when a
+// workflow task whose step committed an accept or decline was lost (its worker killed before it
+// completed the task, or the server dropped it): the step's result never reached the history,
+// the task that replaced it ran later, and by then the update was refused (the clock past the
+// expiry) or another close ran. The run ends as Postgres says, not as it guessed, and the API
+// answers the invitee from Postgres too (invitee.Service). Runs recorded before the details
+// existed see none and keep their old course.
+func (w *invitation) learnClosed(ctx workflow.Context, err error) {
+	var appErr *temporal.ApplicationError
+	var d contract.ClosedDetails
+	if w.st.Status != contract.StatusPending || !errors.As(err, &appErr) || appErr.Type() != string(contract.CodeInvalidState) ||
+		!appErr.HasDetails() || appErr.Details(&d) != nil || d.Status == "" || d.Status == contract.StatusPending {
+		return
+	}
+	w.logger(ctx).Info("the invitation was closed already, as Postgres holds it; the run follows", "status", d.Status)
+	w.st.Status, w.learned = d.Status, d.Status
+	if d.Status == contract.StatusAccepted {
+		w.st.UserID = d.UserID
+	}
 }

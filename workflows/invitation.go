@@ -68,6 +68,8 @@ type invitation struct {
 	historyLimit int
 	// published is the status, generation and delivery the search attributes show.
 	published contract.State
+	// learned is the status the run took from Postgres (learnClosed), if any.
+	learned contract.Status
 }
 
 func (w *invitation) setup(ctx workflow.Context) error {
@@ -358,6 +360,9 @@ func (w *invitation) waitingFor() string {
 		}
 		return fmt.Sprintf("Expired at %s. Waiting for the administrator to renew or revoke.", w.st.ExpiresAt.UTC().Format(time.RFC3339))
 	case contract.StatusAccepted:
+		if w.st.UserID == nil {
+			return "Accepted."
+		}
 		return "Accepted by user " + w.st.UserID.String() + "."
 	default:
 		return "Closed: " + string(w.st.Status) + "."

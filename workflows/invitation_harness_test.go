@@ -98,6 +98,7 @@ type harness struct {
 	provisionErr   error
 	provisionDelay time.Duration
 	closeDelay     time.Duration
+	closeErr       func(in activities.CloseInput) error // nil: every close succeeds
 	emailDelay     map[contract.EmailKind]time.Duration // by email kind
 	emailResult    func(in activities.SendEmailInput, attempt int32) (activities.SendEmailResult, error)
 
@@ -190,6 +191,9 @@ func (h *harness) mockActivities() {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.closes = append(h.closes, call[activities.CloseInput]{in, h.now(), attempt(ctx)})
+			if h.closeErr != nil {
+				return h.closeErr(in)
+			}
 			return nil
 		})
 	env.OnActivity(a.RenewInvitation, mock.Anything, mock.Anything).

@@ -74,8 +74,8 @@ func businessError(err error) (error, bool) {
 	if !errors.As(err, &appErr) || !contract.Code(appErr.Type()).Business() {
 		return nil, false
 	}
-	var existing string
-	if appErr.HasDetails() {
+	var existing string // the duplicate's id; other refusals carry other details, or none
+	if appErr.Type() == string(contract.CodeDuplicateInvitation) && appErr.HasDetails() {
 		_ = appErr.Details(&existing)
 	}
 	return temporal.NewApplicationError(appErr.Message(), appErr.Type(), existing), true

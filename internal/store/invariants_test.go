@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/onboarding-service/onboarding/workflows/contract"
 )
 
 func newInvitation(accountID, subID uuid.UUID, email, run string) NewInvitation {
@@ -138,5 +140,54 @@ func TestReinviteRacingAccept(t *testing.T) {
 	}
 	if inv, _ := s.GetInvitation(ctx, b.ID); inv.Status != "pending" {
 		t.Fatalf("the refused accept changed the invitation to %s", inv.Status)
+	}
+}
+
+// A close or an accept of an invitation Postgres already holds as closed is refused with a
+// ClosedError (an ErrInvalidState) naming the status and the accepted user, and changes
+// nothing; repeating the close that happened is not an error.
+func TestClosedInvitationNamesItsOutcome(t *testing.T) {
+	s := catalogTestStore(t)
+	ctx := t.Context()
+	acc, _ := s.CreateAccount(ctx, "Acme")
+	sub, _ := s.CreateSubscription(ctx, acc.ID, "analytics", "Team", 5, []string{"viewer"})
+
+	accepted := newInvitation(acc.ID, sub.ID, "accepted@acme.test", "run")
+	if _, err := s.CreateInvitation(ctx, accepted); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.ProvisionUser(ctx, accepted.ID, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []contract.Status{contract.StatusExpired, contract.StatusDeclined, contract.StatusRevoked} {
+		changed, err := s.CloseInvitation(ctx, accepted.ID, 1, to, "")
+		var closed *ClosedError
+		if changed || !errors.Is(err, ErrInvalidState) || !errors.As(err, &closed) ||
+			closed.Status != contract.StatusAccepted || closed.UserID == nil || *closed.UserID != p.UserID {
+			t.Fatalf("close to %s of an accepted invitation = %v, %v (%+v); want a ClosedError naming accepted by %s", to, changed, err, closed, p.UserID)
+		}
+	}
+
+	declined := newInvitation(acc.ID, sub.ID, "declined@acme.test", "run")
+	if _, err := s.CreateInvitation(ctx, declined); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.CloseInvitation(ctx, declined.ID, 1, contract.StatusDeclined, ""); err != nil || !changed {
+		t.Fatalf("decline = %v, %v", changed, err)
+	}
+	if changed, err := s.CloseInvitation(ctx, declined.ID, 1, contract.StatusDeclined, ""); err != nil || changed {
+		t.Fatalf("the decline again = %v, %v; want nil, unchanged", changed, err)
+	}
+	_, err = s.ProvisionUser(ctx, declined.ID, 1, "")
+	var closed *ClosedError
+	if !errors.As(err, &closed) || closed.Status != contract.StatusDeclined || closed.UserID != nil {
+		t.Fatalf("accept of a declined invitation = %v (%+v); want a ClosedError naming declined", err, closed)
+	}
+	if _, err := s.CloseInvitation(ctx, declined.ID, 1, contract.StatusExpired, ""); !errors.As(err, &closed) || closed.Status != contract.StatusDeclined {
+		t.Fatalf("expiry of a declined invitation = %v; want a ClosedError naming declined", err)
+	}
+	if got := s.seatsReserved(t, sub.ID); got != 0 {
+		t.Fatalf("%d seats reserved; the refusals must change nothing", got)
 	}
 }

@@ -26,6 +26,20 @@ var (
 	ErrAbandoned = errors.New("the create was abandoned by its workflow run")
 )
 
+// ClosedError refuses a change to an invitation that Postgres holds as closed (accepted,
+// declined, revoked or expired); errors.Is(err, ErrInvalidState) holds for it. It names the
+// status and the accepted user, so that a workflow run whose state is behind Postgres (it lost
+// the workflow task that recorded a close its step had committed) can learn the outcome.
+type ClosedError struct {
+	Status contract.Status
+	UserID *uuid.UUID
+}
+
+func (e *ClosedError) Error() string { return fmt.Sprintf("the invitation is already %s", e.Status) }
+
+// Is makes a ClosedError an ErrInvalidState.
+func (e *ClosedError) Is(target error) bool { return target == ErrInvalidState }
+
 // DuplicateInvitationError says a pending invitation for the email already exists.
 type DuplicateInvitationError struct{ ExistingID uuid.UUID }
 
@@ -142,7 +156,7 @@ func (s *Store) CloseInvitation(ctx context.Context, id uuid.UUID, generation in
 			return nil
 		}
 		if !slices.Contains(allowed, inv.status) {
-			return ErrInvalidState
+			return &ClosedError{Status: inv.status, UserID: inv.userID}
 		}
 		if inv.status == contract.StatusPending {
 			if err := releaseSeat(ctx, tx, inv.subscriptionID); err != nil {
@@ -222,7 +236,7 @@ func (s *Store) ProvisionUser(ctx context.Context, id uuid.UUID, generation int,
 			return ErrSuperseded
 		}
 		if inv.status != contract.StatusPending {
-			return ErrInvalidState
+			return &ClosedError{Status: inv.status, UserID: inv.userID}
 		}
 		if userID, err = ensureUser(ctx, tx, id, inv, passwordHash); err != nil {
 			return err

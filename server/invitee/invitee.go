@@ -198,7 +198,8 @@ func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms 
 		case errors.Is(err, workflowclient.ErrWorkflowClosed):
 			return nil, unusable // accepted otherwise (before update IDs were named): already accepted
 		case err != nil:
-			return nil, err
+			inv, err := s.refused(ctx, link, contract.StatusAccepted, err)
+			return inv.UserID, err
 		}
 		return &res.UserID, nil
 	}
@@ -218,15 +219,9 @@ func (s *Service) Accept(ctx context.Context, link Link, pw string, acceptTerms 
 	// (the user's id), even once the run has completed.
 	err = s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateAccept, contract.UpdateID(contract.UpdateAccept, link.Generation, ""),
 		contract.AcceptRequest{Generation: link.Generation, PasswordHash: hash}, &res)
-	if errors.Is(err, workflowclient.ErrWorkflowClosed) {
-		inv, err := s.closedLink(ctx, link, contract.StatusAccepted)
-		if err != nil {
-			return nil, err
-		}
-		return inv.UserID, nil
-	}
 	if err != nil {
-		return nil, err
+		inv, err := s.refused(ctx, link, contract.StatusAccepted, err)
+		return inv.UserID, err
 	}
 	if res.UserID != uuid.Nil {
 		return &res.UserID, nil
@@ -286,10 +281,30 @@ func (s *Service) Decline(ctx context.Context, link Link) error {
 	var st contract.State
 	err := s.Workflows.Update(ctx, link.Invitation.ID, contract.UpdateDecline, contract.UpdateID(contract.UpdateDecline, link.Generation, ""),
 		contract.DeclineRequest{Generation: link.Generation}, &st)
-	if errors.Is(err, workflowclient.ErrWorkflowClosed) {
-		_, err = s.closedLink(ctx, link, contract.StatusDeclined)
+	if err != nil {
+		_, err = s.refused(ctx, link, contract.StatusDeclined, err)
 	}
 	return err
+}
+
+// refused settles an accept or decline (want: the status it leads to) whose update did not
+// succeed. Anything but a closed run or a refusal as moved on (409, 410) stands. Otherwise
+// Postgres decides: if the link's own generation reached want, the action happened, and the
+// answer says so, since a non-2xx would say it did not. A closed run answered for another
+// request (closedLink); a refusal comes from a workflow task that ran the step again after the
+// one that committed it was lost (a worker killed between the two, or a task the server
+// dropped), by which time the clock had passed the expiry, or the run had already learned of
+// the close from Postgres. Any other refusal stands: the workflow's reason is the precise one.
+func (s *Service) refused(ctx context.Context, link Link, want contract.Status, err error) (store.Invitation, error) {
+	if !MovedOn(err) {
+		return store.Invitation{}, err
+	}
+	inv, rerr := s.closedLink(ctx, link, want)
+	var p *problem.Problem
+	if rerr != nil && !errors.Is(err, workflowclient.ErrWorkflowClosed) && errors.As(rerr, &p) {
+		return inv, err
+	}
+	return inv, rerr
 }
 
 // RequestRenewal has the workflow record that the invitee of an expired link asks for a new

@@ -155,6 +155,13 @@ type EditRequest struct {
 	By string `json:",omitempty"`
 }
 
+// ClosedDetails ride on the invalid_state refusal of a Postgres step whose invitation is
+// already closed there: its status, and the user of an accepted one.
+type ClosedDetails struct {
+	Status Status
+	UserID *uuid.UUID
+}
+
 // RateLimitDetails rides on a rate_limited error.
 type RateLimitDetails struct {
 	RetryAfter time.Duration

@@ -81,3 +81,30 @@ func TestCancelledWhileHeld(t *testing.T) {
 	default:
 	}
 }
+
+// TestHoldsResultAfter: with After, the named activity runs at once and its result comes back
+// after the delay; others pass at once.
+func TestHoldsResultAfter(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	var s testsuite.WorkflowTestSuite
+	e := s.NewTestActivityEnvironment()
+	e.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{After("Slow", delay)}})
+	var ranAt time.Time
+	e.RegisterActivityWithOptions(func(context.Context) (string, error) { ranAt = time.Now(); return "slow done", nil },
+		activity.RegisterOptions{Name: "Slow"})
+	e.RegisterActivityWithOptions(Fast, activity.RegisterOptions{Name: "Fast"})
+	began := time.Now()
+	v, err := e.ExecuteActivity("Slow")
+	took := time.Since(began)
+	var got string
+	if err != nil || v.Get(&got) != nil || got != "slow done" {
+		t.Fatalf("Slow returned %q, %v", got, err)
+	}
+	if ran := ranAt.Sub(began); ran >= delay || took < delay || took >= 10*time.Second {
+		t.Errorf("Slow ran %s after the call and answered after %s; want it run at once and answered after %s", ran, took, delay)
+	}
+	began = time.Now()
+	if _, err := e.ExecuteActivity("Fast"); err != nil || time.Since(began) >= delay {
+		t.Errorf("Fast: %v after %s; want it answered at once", err, time.Since(began))
+	}
+}
