@@ -105,6 +105,13 @@ func TestCountEvents(t *testing.T) {
 	if n, err := countEvents([]byte(`{"events":[{"eventId":"1"},{"eventId":"2"},{"eventId":"3"}]}`)); err != nil || n != 3 {
 		t.Errorf("countEvents = %d, %v", n, err)
 	}
+	n, types, err := readHistory([]byte(`{"events":[{"eventType":"EVENT_TYPE_MARKER_RECORDED"},{"eventType":"EVENT_TYPE_MARKER_RECORDED"},{"eventType":"EVENT_TYPE_TIMER_STARTED"}]}`))
+	if err != nil || n != 3 || types["MARKER_RECORDED"] != 2 || types["TIMER_STARTED"] != 1 || len(types) != 2 {
+		t.Errorf("readHistory = %d, %v, %v", n, types, err)
+	}
+	if got := beyond(map[string]int{"A": 2, "B": 1}, map[string]int{"A": 2, "B": 1}); got != "none" {
+		t.Errorf("beyond of equal counts = %q, want none", got)
+	}
 	if _, err := countEvents([]byte(`{"history":[]}`)); err == nil {
 		t.Error("a file without events counted")
 	}
@@ -128,8 +135,10 @@ func sampleReport() *Report {
 		Machine: Machine{CPUs: 2, CPUModel: "AMD EPYC", MemTotal: "23.5 GiB", GoVersion: "go1.26.8", Commit: "abc1234"},
 		Phases:  []Phase{phase("empty", "Empty system", 80, 150), phase("pending", "With 10000 pending invitations", 60, 300)},
 		Histories: []HistoryCount{
-			{Path: "happy path", Source: "live", Events: 23, Min: 23, Runs: 5},
-			{Path: "accepted", Source: "accepted.json", Events: 23},
+			{Path: "happy path", Source: "live", Events: 26, Min: 23, Runs: 5, Against: "accepted",
+				Types: map[string]int{"WORKFLOW_TASK_SCHEDULED": 4, "WORKFLOW_TASK_STARTED": 4, "WORKFLOW_TASK_TIMED_OUT": 1, "MARKER_RECORDED": 2}},
+			{Path: "accepted", Source: "accepted.json", Events: 23,
+				Types: map[string]int{"WORKFLOW_TASK_SCHEDULED": 3, "WORKFLOW_TASK_STARTED": 3, "WORKFLOW_TASK_COMPLETED": 1, "MARKER_RECORDED": 2}},
 			{Path: "accepted.lifecycle0", Source: "accepted.lifecycle0.json", Events: 46},
 			{Path: "rejected.before-v1", Source: "rejected.before-v1.json", Events: 18},
 			{Path: "rejected", Source: "rejected.json", Events: 9},
@@ -155,7 +164,7 @@ func TestRenderMarkdown(t *testing.T) {
 		"| create, each caller its own subscription (16 callers): ops/s ≥ 0.8× raw | 0.20× | **not met** |",
 		"worker RSS ≤ 150 MB (peak, VmHWM) | 210 MB | **not met** |",
 		"| pending | accepts | 50 | 60 | 100 | 200 |",
-		"| happy path | 5 | 23 |",
+		"| happy path | 5 | 23–26 | `accepted.json`: −1 WORKFLOW_TASK_COMPLETED, +1 WORKFLOW_TASK_SCHEDULED, +1 WORKFLOW_TASK_STARTED, +1 WORKFLOW_TASK_TIMED_OUT |",
 		"| accepted | 23 | 46 | – |",
 		"| rejected | 9 | – | 18 |",
 		"| queued | 121 | 9.8 (10) | 61 + 60 | 17–17 | 3–3 | 12.0 | 40.0 | 150.0 | 3 of 120 |",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,7 +27,39 @@ type HistoryCount struct {
 	Events int `json:"events"`
 	Min    int `json:"min,omitempty"`
 	Runs   int `json:"runs,omitempty"`
+	// Types counts the events by type (EVENT_TYPE_ trimmed): the file's, or the largest live
+	// run's. Against names the recorded path a live path is compared with ("" for none).
+	Types   map[string]int `json:"types,omitempty"`
+	Against string         `json:"against,omitempty"`
 }
+
+// beyond says how the event types of live differ from those of recorded: "+1 WORKFLOW_TASK_TIMED_OUT,
+// −1 MARKER_RECORDED", or "none".
+func beyond(live, recorded map[string]int) string {
+	types := map[string]bool{}
+	for t := range live {
+		types[t] = true
+	}
+	for t := range recorded {
+		types[t] = true
+	}
+	var diffs []string
+	for _, t := range slices.Sorted(maps.Keys(types)) {
+		switch d := live[t] - recorded[t]; {
+		case d > 0:
+			diffs = append(diffs, fmt.Sprintf("+%d %s", d, t))
+		case d < 0:
+			diffs = append(diffs, fmt.Sprintf("−%d %s", -d, t))
+		}
+	}
+	if len(diffs) == 0 {
+		return "none"
+	}
+	return strings.Join(diffs, ", ")
+}
+
+// eventType names an event type as the recorded files do, without the EVENT_TYPE_ prefix.
+func eventType(name string) string { return strings.TrimPrefix(name, "EVENT_TYPE_") }
 
 // recordedHistories counts the events of every recorded history in dir (the replay tests'
 // workflows/testdata/histories), in file-name order.
@@ -42,12 +75,12 @@ func recordedHistories(dir string) ([]HistoryCount, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := countEvents(b)
+		n, types, err := readHistory(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		name := filepath.Base(f)
-		out = append(out, HistoryCount{Path: strings.TrimSuffix(name, ".json"), Source: name, Events: n})
+		out = append(out, HistoryCount{Path: strings.TrimSuffix(name, ".json"), Source: name, Events: n, Types: types})
 	}
 	return out, nil
 }
@@ -55,35 +88,53 @@ func recordedHistories(dir string) ([]HistoryCount, error) {
 // countEvents counts the events of a history exported as JSON ({"events": [...]}, the format
 // of `temporal workflow show --output json` and the replayer's files).
 func countEvents(b []byte) (int, error) {
+	n, _, err := readHistory(b)
+	return n, err
+}
+
+// readHistory counts the events of a history exported as JSON, in all and by type.
+func readHistory(b []byte) (int, map[string]int, error) {
 	var h struct {
-		Events []json.RawMessage `json:"events"`
+		Events []struct {
+			EventType string `json:"eventType"`
+		} `json:"events"`
 	}
 	if err := json.Unmarshal(b, &h); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if h.Events == nil {
-		return 0, fmt.Errorf("no events array")
+		return 0, nil, fmt.Errorf("no events array")
 	}
-	return len(h.Events), nil
+	types := map[string]int{}
+	for _, e := range h.Events {
+		types[eventType(e.EventType)]++
+	}
+	return len(h.Events), types, nil
 }
 
 // liveHistory waits (up to a minute) for each workflow to complete and counts its events.
-func liveHistory(ctx context.Context, tc client.Client, path string, workflowIDs []string) (HistoryCount, error) {
-	hc := HistoryCount{Path: path, Source: "live"}
+// against names the recorded path the counts are compared with ("" for none).
+func liveHistory(ctx context.Context, tc client.Client, path, against string, workflowIDs []string) (HistoryCount, error) {
+	hc := HistoryCount{Path: path, Source: "live", Against: against}
 	for _, id := range workflowIDs {
 		if err := waitClosed(ctx, tc, id); err != nil {
 			return hc, err
 		}
-		n := 0
+		n, types := 0, map[string]int{}
 		it := tc.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
-			if _, err := it.Next(); err != nil {
+			e, err := it.Next()
+			if err != nil {
 				return hc, fmt.Errorf("history of %s: %w", id, err)
 			}
 			n++
+			types[eventType(enumspb.EventType_name[int32(e.GetEventType())])]++
 		}
 		if hc.Runs == 0 || n < hc.Min {
 			hc.Min = n
+		}
+		if n > hc.Events || hc.Types == nil {
+			hc.Types = types
 		}
 		hc.Events = max(hc.Events, n)
 		hc.Runs++

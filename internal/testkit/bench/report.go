@@ -278,7 +278,13 @@ var historyVariants = []string{"", ".lifecycle0", ".before-v1"}
 // renderHistories writes the live counts, then one row per recorded path with the current
 // lifecycle's count beside the older recordings of the same path.
 func renderHistories(b *strings.Builder, hs []HistoryCount) {
-	fmt.Fprintf(b, "\n### History events per run\n\nMeasured in this run:\n\n| lifecycle path | runs read | events |\n|---|---:|---:|\n")
+	fmt.Fprintf(b, "\n### History events per run\n\nMeasured in this run (the last column: the event types of the largest run read beyond the recorded path's):\n\n| lifecycle path | runs read | events | beyond the recorded path |\n|---|---:|---:|---|\n")
+	recorded := map[string]HistoryCount{}
+	for _, h := range hs {
+		if h.Source != "live" {
+			recorded[h.Path] = h
+		}
+	}
 	counts := map[string]map[string]int{}
 	var paths []string
 	for _, h := range hs {
@@ -287,7 +293,11 @@ func renderHistories(b *strings.Builder, hs []HistoryCount) {
 			if h.Min != h.Events {
 				n = fmt.Sprintf("%d–%d", h.Min, h.Events)
 			}
-			fmt.Fprintf(b, "| %s | %d | %s |\n", h.Path, h.Runs, n)
+			diff := "–"
+			if r, ok := recorded[h.Against]; ok && h.Types != nil && r.Types != nil {
+				diff = fmt.Sprintf("`%s.json`: %s", h.Against, beyond(h.Types, r.Types))
+			}
+			fmt.Fprintf(b, "| %s | %d | %s | %s |\n", h.Path, h.Runs, n, diff)
 			continue
 		}
 		path, variant := h.Path, ""

@@ -283,7 +283,7 @@ func (r *runner) happyPathHistories(ctx context.Context, invs []invitation) erro
 			}
 		}
 	}
-	h, err := liveHistory(ctx, r.st.tc, "created → invite sent → accepted (the invitation's run)", runs)
+	h, err := liveHistory(ctx, r.st.tc, "created → invite sent → accepted (the invitation's run)", "accepted", runs)
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func (r *runner) happyPathHistories(ctx context.Context, invs []invitation) erro
 		r.note("no welcome email found at the fake Resend for the accepted invitations: their workflow's history was not read")
 		return nil
 	}
-	h, err = liveHistory(ctx, r.st.tc, "… its welcome email (a workflow of its own)", welcomes)
+	h, err = liveHistory(ctx, r.st.tc, "… its welcome email (a workflow of its own)", "", welcomes)
 	if err != nil {
 		return err
 	}
