@@ -56,7 +56,8 @@ func WithInterceptors(ics ...interceptor.WorkerInterceptor) Option {
 // finish within the SDK's stop timeout.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) error {
 	// Process-wide, before any worker starts: the SDK's default keeps up to 10,000 runs in
-	// memory, every waiting invitation of a busy day (make bench: 634 MiB with 10,000 pending).
+	// memory, every waiting invitation of a busy day (make bench: 634 MiB with 10,000 pending);
+	// the default here, 0, keeps none (config.Config.WorkerWorkflowCacheSize says why).
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkerWorkflowCacheSize)
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {

@@ -64,9 +64,12 @@ type Config struct {
 	BootstrapAPIToken string
 	WorkerMetricsAddr string
 	// WorkerWorkflowCacheSize is how many workflow runs one worker process keeps in memory
-	// between their workflow tasks (WORKER_WORKFLOW_CACHE_SIZE, 1000; the SDK's own default
-	// is 10,000). A run not in the cache replays its history at its next task: a few dozen
-	// events for an invitation, against some 50 KiB of memory per cached run.
+	// between their workflow tasks (WORKER_WORKFLOW_CACHE_SIZE; the SDK's own default is
+	// 10,000). 0, the default, keeps none and turns sticky execution off: every workflow task
+	// comes from the main queue with its run's whole history (a few dozen events for an
+	// invitation) and replays it. With a cache, an update to a run evicted from it fails its
+	// first workflow task on Temporal Server 1.29 ("premature end of stream", temporal#7741):
+	// docs/benchmarks.md.
 	WorkerWorkflowCacheSize int
 	// MetricsAddr, when set, is where the API serves /metrics instead of on HTTP_ADDR
 	// (METRICS_ADDR), so the public listener does not expose them.
@@ -194,8 +197,8 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 	} else {
 		c.EmailRatePerSecond = f
 	}
-	if n, err := strconv.Atoi(str("WORKER_WORKFLOW_CACHE_SIZE", "1000")); err != nil || n < 1 {
-		errs = append(errs, fmt.Errorf("WORKER_WORKFLOW_CACHE_SIZE: %q must be a positive whole number", str("WORKER_WORKFLOW_CACHE_SIZE", "1000")))
+	if n, err := strconv.Atoi(str("WORKER_WORKFLOW_CACHE_SIZE", "0")); err != nil || n < 0 {
+		errs = append(errs, fmt.Errorf("WORKER_WORKFLOW_CACHE_SIZE: %q must be a whole number, 0 or more", str("WORKER_WORKFLOW_CACHE_SIZE", "0")))
 	} else {
 		c.WorkerWorkflowCacheSize = n
 	}

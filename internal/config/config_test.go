@@ -43,7 +43,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"PUBLIC_BASE_URL":            {"PUBLIC_BASE_URL": "not a url"},
 		"APP_ENV":                    {"APP_ENV": "staging"},
 		"EMAIL_RATE_PER_SECOND":      {"EMAIL_RATE_PER_SECOND": "0"},
-		"WORKER_WORKFLOW_CACHE_SIZE": {"WORKER_WORKFLOW_CACHE_SIZE": "0"},
+		"WORKER_WORKFLOW_CACHE_SIZE": {"WORKER_WORKFLOW_CACHE_SIZE": "-1"},
 		"PASSWORD_RESET_TTL":         {"PASSWORD_RESET_TTL": "48h"},
 	} {
 		_, err := LoadFrom(env(kv))

@@ -31,6 +31,9 @@ type HistoryCount struct {
 	// run's. Against names the recorded path a live path is compared with ("" for none).
 	Types   map[string]int `json:"types,omitempty"`
 	Against string         `json:"against,omitempty"`
+	// TaskFailures are the distinct causes of the live runs' failed workflow tasks, with the
+	// failure's message.
+	TaskFailures []string `json:"task_failures,omitempty"`
 }
 
 // beyond says how the event types of live differ from those of recorded: "+1 WORKFLOW_TASK_TIMED_OUT,
@@ -129,6 +132,12 @@ func liveHistory(ctx context.Context, tc client.Client, path, against string, wo
 			}
 			n++
 			types[eventType(enumspb.EventType_name[int32(e.GetEventType())])]++
+			if a := e.GetWorkflowTaskFailedEventAttributes(); a != nil {
+				f := a.GetCause().String() + ": " + a.GetFailure().GetMessage()
+				if !slices.Contains(hc.TaskFailures, f) {
+					hc.TaskFailures = append(hc.TaskFailures, f)
+				}
+			}
 		}
 		if hc.Runs == 0 || n < hc.Min {
 			hc.Min = n

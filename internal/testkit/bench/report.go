@@ -297,6 +297,9 @@ func renderHistories(b *strings.Builder, hs []HistoryCount) {
 			if r, ok := recorded[h.Against]; ok && h.Types != nil && r.Types != nil {
 				diff = fmt.Sprintf("`%s.json`: %s", h.Against, beyond(h.Types, r.Types))
 			}
+			for _, f := range h.TaskFailures {
+				diff += "; workflow task failed: " + strings.ReplaceAll(f, "|", "/")
+			}
 			fmt.Fprintf(b, "| %s | %d | %s | %s |\n", h.Path, h.Runs, n, diff)
 			continue
 		}
