@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,5 +244,34 @@ func TestRepoRoot(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(mod), "module github.com/onboarding-service/onboarding\n") {
 		t.Errorf("RepoRoot() = %s, whose go.mod is not this module's", root)
+	}
+}
+
+func TestStartTemporalRetriesATakenPickedPort(t *testing.T) {
+	// A port StartTemporal picked is taken before the server binds it: the server exits, and
+	// StartTemporal starts it again on fresh ports.
+	cli := temporalCLI(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	handedOut := 0
+	pickPort = func() (int, error) {
+		handedOut++
+		if handedOut == 1 {
+			return taken, nil // the first attempt's frontend port
+		}
+		return FreePort()
+	}
+	defer func() { pickPort = FreePort }()
+	srv, err := StartTemporal(context.Background(), TemporalOptions{Binary: cli, LogFile: filepath.Join(t.TempDir(), "temporal.log")})
+	if err != nil {
+		t.Fatalf("StartTemporal after a taken picked port: %v", err)
+	}
+	defer srv.Stop()
+	if handedOut < 6 || strings.HasSuffix(srv.Address(), ":"+strconv.Itoa(taken)) {
+		t.Fatalf("server at %s after %d picked ports; want a second attempt on fresh ports (the first had %d)", srv.Address(), handedOut, taken)
 	}
 }

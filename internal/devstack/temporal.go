@@ -174,10 +174,8 @@ type Temporal struct {
 	logFile    string
 }
 
-// StartTemporal starts a dev server and returns once its frontend answers health checks and the
-// service's search attributes are registered on the namespace, or after 60 seconds with an
-// error that quotes the end of the server's log.
-func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error) {
+// startTemporalOnce is one attempt of StartTemporal.
+func startTemporalOnce(ctx context.Context, opts TemporalOptions) (*Temporal, error) {
 	if opts.Binary == "" {
 		return nil, errors.New("devstack: TemporalOptions.Binary is required")
 	}
@@ -192,7 +190,7 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 	// (frontend + 1000), so it is always explicit or off.
 	for _, p := range []*int{&opts.Port, &opts.HTTPPort, &opts.MetricsPort} {
 		if *p == 0 {
-			port, err := FreePort()
+			port, err := pickPort()
 			if err != nil {
 				return nil, err
 			}
@@ -329,7 +327,7 @@ func (t *Temporal) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-t.proc.Done():
-			return fmt.Errorf("devstack: temporal dev server exited during start (%v)%s", t.proc.Wait(), t.logTail())
+			return fmt.Errorf("%w (%v)%s", errExitedDuringStart, t.proc.Wait(), t.logTail())
 		default:
 			return fmt.Errorf("devstack: temporal dev server at %s not ready: %w (last error: %v)%s",
 				t.address, ctx.Err(), lastErr, t.logTail())
