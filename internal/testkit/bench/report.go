@@ -271,67 +271,6 @@ func temporalStack(r *Report) string {
 	return "a Temporal dev server (devstack, `make run`'s flags)"
 }
 
-// historyVariants are the recorded histories' suffixes, newest lifecycle first: the current
-// code's recordings have none.
-var historyVariants = []string{"", ".lifecycle0", ".before-v1"}
-
-// renderHistories writes the live counts, then one row per recorded path with the current
-// lifecycle's count beside the older recordings of the same path.
-func renderHistories(b *strings.Builder, hs []HistoryCount) {
-	fmt.Fprintf(b, "\n### History events per run\n\nMeasured in this run (the last column: the event types of the largest run read beyond the recorded path's):\n\n| lifecycle path | runs read | events | beyond the recorded path |\n|---|---:|---:|---|\n")
-	recorded := map[string]HistoryCount{}
-	for _, h := range hs {
-		if h.Source != "live" {
-			recorded[h.Path] = h
-		}
-	}
-	counts := map[string]map[string]int{}
-	var paths []string
-	for _, h := range hs {
-		if h.Source == "live" {
-			n := fmt.Sprint(h.Events)
-			if h.Min != h.Events {
-				n = fmt.Sprintf("%d–%d", h.Min, h.Events)
-			}
-			diff := "–"
-			if r, ok := recorded[h.Against]; ok && h.Types != nil && r.Types != nil {
-				diff = fmt.Sprintf("`%s.json`: %s", h.Against, beyond(h.Types, r.Types))
-			}
-			for _, f := range h.TaskFailures {
-				diff += "; workflow task failed: " + strings.ReplaceAll(f, "|", "/")
-			}
-			fmt.Fprintf(b, "| %s | %d | %s | %s |\n", h.Path, h.Runs, n, diff)
-			continue
-		}
-		path, variant := h.Path, ""
-		for _, v := range historyVariants[1:] {
-			if p, ok := strings.CutSuffix(h.Path, v); ok {
-				path, variant = p, v
-			}
-		}
-		if counts[path] == nil {
-			counts[path] = map[string]int{}
-			paths = append(paths, path)
-		}
-		counts[path][variant] = h.Events
-	}
-	if len(paths) == 0 {
-		return
-	}
-	fmt.Fprintf(b, "\nRecorded (`workflows/testdata/histories/<path>[.lifecycle0|.before-v1].json`, the replay tests' files):\n\n| recorded path | current lifecycle | lifecycle 0 | before v1 |\n|---|---:|---:|---:|\n")
-	for _, p := range paths {
-		fmt.Fprintf(b, "| %s |", p)
-		for _, v := range historyVariants {
-			if n, ok := counts[p][v]; ok {
-				fmt.Fprintf(b, " %d |", n)
-			} else {
-				b.WriteString(" – |")
-			}
-		}
-		b.WriteString("\n")
-	}
-}
-
 // renderTargets writes issue 12's targets beside what this run measured. It judges nothing
 // beyond that: the bench never fails on a duration.
 func renderTargets(b *strings.Builder, r *Report) {
