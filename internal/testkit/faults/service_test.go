@@ -73,19 +73,36 @@ type service struct {
 	seq     int
 }
 
+// suitePorts are the ports handed to the suite's services: each goes to one service only.
+var suitePorts = struct {
+	sync.Mutex
+	used map[int]bool
+}{used: map[int]bool{}}
+
+// suitePort picks a free port no other service of the suite was given (FreePort alone may
+// hand two parallel services one port: picked, closed, and picked again before either binds).
+func suitePort(t *testing.T) int {
+	t.Helper()
+	suitePorts.Lock()
+	defer suitePorts.Unlock()
+	for {
+		p, err := devstack.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !suitePorts.used[p] {
+			suitePorts.used[p] = true
+			return p
+		}
+	}
+}
+
 // newService prepares a service named name (used in its task queue, its Postgres
 // application_name and its log files) with settings on top of the suite's. It starts nothing.
 func newService(t *testing.T, name string, settings map[string]string) *service {
 	t.Helper()
 	need(t)
-	apiPort, err := devstack.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsPort, err := devstack.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	apiPort, metricsPort := suitePort(t), suitePort(t)
 	s := &service{
 		name:        name,
 		apiAddr:     "127.0.0.1:" + strconv.Itoa(apiPort),
@@ -264,6 +281,11 @@ func waitHTTP(t *testing.T, p *proc, url string) {
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
+				// A process that failed to bind its port exits at once; a 200 then came from
+				// whoever holds the port, not from it.
+				if exited, _ := p.exitedIn(200 * time.Millisecond); exited {
+					t.Fatalf("%s exited during start (%v), and %s answered for another process:\n%s", p.name, p.Wait(), url, p.logTail())
+				}
 				return
 			}
 		}
